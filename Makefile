@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both need only Python 3.10+.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo lint typecheck tox bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+		|| { echo "django-page-images needs Python 3.10 or newer; set PYTHON=python3.12 (say)."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python runtests.py $(ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python example_project/run_demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy src
+
+tox: $(STAMP)
+	$(BIN)/tox $(ARGS)
+
+clean:
+	rm -rf $(VENV) .tox build dist src/*.egg-info

@@ -1,0 +1,105 @@
+"""The backend interface: a prompt goes in, picture bytes come out.
+
+A backend knows one provider and nothing of Django models, Celery or storage, so a site can write
+its own in a few lines and test it alone. It reports failures with the error hierarchy re-exported
+here: the class says whether the task should retry, the message says what the editor sees. The bytes
+it returns are untrusted: :mod:`page_images.intake` validates them before anything is stored.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from page_images.exceptions import (
+    ContentPolicyError,
+    GenerationError,
+    GenerationTimeoutError,
+    InvalidImageError,
+    PermanentGenerationError,
+    ProviderAuthenticationError,
+    TransientGenerationError,
+)
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from django.core.checks import CheckMessage
+
+__all__ = [
+    "BaseBackend",
+    "ContentPolicyError",
+    "GeneratedImage",
+    "GenerationError",
+    "GenerationTimeoutError",
+    "ImageRequest",
+    "InvalidImageError",
+    "PermanentGenerationError",
+    "ProviderAuthenticationError",
+    "TransientGenerationError",
+]
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """What to draw. Built by the task from the record and the settings."""
+
+    prompt: str
+    width: int = 1024
+    height: int = 1024
+    #: "low", "medium", "high", "auto", or None for the provider's default.
+    quality: str | None = None
+    #: An opaque id of the record ("stories.page:42"), for provider-side abuse tracking and logs.
+    reference: str = ""
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """What a backend made: the raw bytes and what is known about them."""
+
+    content: bytes = field(repr=False)
+    #: The MIME type the provider declared, if any; checked against the bytes, never trusted.
+    content_type: str | None = None
+    #: The model that made the picture, as the provider names it.
+    model: str = ""
+    #: What the call cost in USD, when the backend knows it.
+    cost: Decimal | None = None
+    #: The prompt as the provider rewrote it, when it says.
+    revised_prompt: str | None = None
+    #: Anything else worth logging (provider ids, timings); never shown to editors.
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class BaseBackend(ABC):
+    """Subclass this, implement :meth:`generate`, and name the class in ``PAGE_IMAGES["BACKEND"]``.
+
+    The constructor takes ``PAGE_IMAGES["OPTIONS"]`` as keyword arguments. It must not do I/O or
+    import heavy libraries: the web process builds backends for its system checks.
+    """
+
+    #: The backend can answer with a URL that is then downloaded (and so needs the safe download).
+    supports_url_results: bool = False
+    #: The backend honours ``ImageRequest.quality``.
+    supports_quality: bool = False
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abstractmethod
+    def generate(self, request: ImageRequest) -> GeneratedImage:
+        """Make one picture, or raise a :class:`GenerationError` subclass that says why not."""
+
+    def prepare(self) -> None:  # noqa: B027  (optional hook: most backends need nothing)
+        """Do slow one-off set-up (imports, clients) once per worker, before the first job.
+
+        Called when a Celery worker starts, never in the web process.
+        """
+
+    def check(self) -> list[CheckMessage]:
+        """Return system-check messages about this backend's options; run at start-up."""
+        return []

@@ -1,0 +1,231 @@
+"""The production backend: any image model LiteLLM can reach (OpenAI, Azure, Vertex, Bedrock…).
+
+LiteLLM is imported here and only when a picture is actually asked for: the import costs seconds and
+~180 MB, which a web process must never pay. Its own retries are switched off (``max_retries=0``) so
+Celery alone decides when to try again, and its exceptions are mapped onto our hierarchy so the task
+can tell "retry later" from "tell the editor now".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib.util
+import os
+import re
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from django.core.checks import CheckMessage, Error, Warning
+
+from page_images.backends.base import (
+    BaseBackend,
+    ContentPolicyError,
+    GeneratedImage,
+    GenerationError,
+    GenerationTimeoutError,
+    ImageRequest,
+    InvalidImageError,
+    PermanentGenerationError,
+    ProviderAuthenticationError,
+    TransientGenerationError,
+)
+from page_images.download import download_image
+from page_images.exceptions import MissingDependencyError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+#: Options the backend itself sets: a site must not override them.
+RESERVED_OPTIONS = frozenset({"prompt", "size", "quality", "n", "max_retries", "num_retries"})
+
+_CONTENT_POLICY = re.compile(
+    r"content[_ ]policy|safety system|moderation_blocked|safety_violation", re.I
+)
+_PROVIDER_TEXT = re.compile(r"Error code: \d+ - (.*)$", re.S)
+
+
+def import_litellm() -> ModuleType:
+    """Import LiteLLM the only safe way: with its cost map read locally, not from the network."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError as exc:
+        raise MissingDependencyError("litellm", "litellm") from exc
+    return litellm
+
+
+def provider_text(exc: BaseException) -> str:
+    """The provider's own sentence from a LiteLLM error, without LiteLLM's prefixes."""
+    message = str(getattr(exc, "message", "") or exc)
+    match = _PROVIDER_TEXT.search(message)
+    return (match.group(1) if match else message).strip()
+
+
+def map_error(exc: Exception) -> Exception:
+    """Turn a LiteLLM/OpenAI exception into one of ours; return anything else unchanged."""
+    if isinstance(exc, GenerationError):
+        return exc
+    name = type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    text = provider_text(exc)
+    detail = f"{name} {status}: {text}" if status else f"{name}: {text}"
+    if name == "ContentPolicyViolationError" or (status == 400 and _CONTENT_POLICY.search(text)):
+        return ContentPolicyError(
+            f"The image service refused this text under its content policy: {text}", detail=detail
+        )
+    if name in {"AuthenticationError", "PermissionDeniedError"} or status in {401, 403}:
+        return ProviderAuthenticationError(detail=detail)
+    if name == "Timeout" or status == 408:
+        return GenerationTimeoutError(detail=detail)
+    if name == "RateLimitError" or status == 429:
+        return TransientGenerationError(
+            "The image service is rate-limiting this site. The job will try again.", detail=detail
+        )
+    if name == "APIConnectionError" or (isinstance(status, int) and status >= 500):
+        return TransientGenerationError(detail=detail)
+    if name == "UnsupportedParamsError":
+        return PermanentGenerationError(
+            "The image model does not accept the site's image settings. Ask an administrator.",
+            detail=detail,
+        )
+    if status is not None or type(exc).__module__.split(".")[0] in {"litellm", "openai"}:
+        return PermanentGenerationError(detail=detail)
+    return exc
+
+
+def _cost(response: Any) -> Decimal | None:
+    hidden = getattr(response, "_hidden_params", None) or {}
+    value = hidden.get("response_cost")
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+class LiteLLMBackend(BaseBackend):
+    """Calls ``litellm.image_generation``.
+
+    Options: ``model`` (required, e.g. ``"openai/gpt-image-1"``), ``api_key``, ``api_base``,
+    ``api_version``, ``timeout`` (seconds for one provider call, default 240: keep it under the
+    task's soft time limit), and any other keyword LiteLLM passes to the provider (``style``,
+    ``background``, ``output_format``…).
+    """
+
+    supports_url_results = True
+    supports_quality = True
+
+    def __init__(
+        self,
+        *,
+        model: str = "",
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        timeout: float = 240.0,
+        **provider_options: Any,
+    ) -> None:
+        super().__init__(model=model, api_base=api_base, timeout=timeout, **provider_options)
+        self.model = model
+        self.api_key = api_key
+        self.api_base = api_base
+        self.api_version = api_version
+        self.timeout = float(timeout)
+        self.provider_options = provider_options
+
+    def check(self) -> list[CheckMessage]:
+        messages: list[CheckMessage] = []
+        if importlib.util.find_spec("litellm") is None:
+            messages.append(
+                Error(
+                    "PAGE_IMAGES['BACKEND'] is LiteLLMBackend, but litellm is not installed.",
+                    hint='pip install "django-page-images[litellm]"',
+                    id="page_images.E020",
+                )
+            )
+        if not self.model:
+            messages.append(
+                Error(
+                    "LiteLLMBackend needs PAGE_IMAGES['OPTIONS']['model'].",
+                    hint="For example 'openai/gpt-image-1'.",
+                    id="page_images.E021",
+                )
+            )
+        reserved = sorted(RESERVED_OPTIONS & set(self.provider_options))
+        if reserved:
+            messages.append(
+                Error(
+                    f"PAGE_IMAGES['OPTIONS'] sets {', '.join(reserved)}, which LiteLLMBackend "
+                    "controls itself.",
+                    hint="Set SIZE and QUALITY at the top level of PAGE_IMAGES; retries belong "
+                    "to Celery (MAX_RETRIES).",
+                    id="page_images.E022",
+                )
+            )
+        if "response_format" in self.provider_options and "gpt-image" in self.model:
+            messages.append(
+                Warning(
+                    "LiteLLM rejects 'response_format' for OpenAI gpt-image models.",
+                    hint="Remove it from PAGE_IMAGES['OPTIONS']: these models answer base64.",
+                    id="page_images.W020",
+                )
+            )
+        return messages
+
+    def prepare(self) -> None:
+        # Paid once in the worker's parent, before it forks its pool: without this the first job
+        # of every pool process spends seconds importing, inside its time limit.
+        import_litellm()
+
+    def generate(self, request: ImageRequest) -> GeneratedImage:
+        litellm = import_litellm()
+        kwargs: dict[str, Any] = {
+            **self.provider_options,
+            "prompt": request.prompt,
+            "model": self.model,
+            "size": request.size,
+            "n": 1,
+            "max_retries": 0,
+            "timeout": self.timeout,
+        }
+        if request.quality:
+            kwargs["quality"] = request.quality
+        for key in ("api_key", "api_base", "api_version"):
+            if getattr(self, key):
+                kwargs[key] = getattr(self, key)
+        try:
+            response = litellm.image_generation(**kwargs)
+        except Exception as exc:
+            raise map_error(exc) from exc
+        return self._result(response)
+
+    def _result(self, response: Any) -> GeneratedImage:
+        data = (getattr(response, "data", None) or [None])[0]
+        if data is None:
+            raise PermanentGenerationError(
+                "The image service answered without an image.", detail="empty 'data'"
+            )
+        content_type: str | None = None
+        if getattr(data, "b64_json", None):
+            try:
+                content = base64.b64decode(data.b64_json, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise InvalidImageError(detail=f"b64_json does not decode: {exc}") from exc
+        elif getattr(data, "url", None):
+            downloaded = download_image(data.url)
+            content, content_type = downloaded.content, downloaded.content_type
+        else:
+            raise PermanentGenerationError(
+                "The image service answered without an image.", detail="neither b64_json nor url"
+            )
+        hidden = getattr(response, "_hidden_params", None) or {}
+        return GeneratedImage(
+            content=content,
+            content_type=content_type,
+            model=self.model,
+            cost=_cost(response),
+            revised_prompt=getattr(data, "revised_prompt", None),
+            metadata={"litellm_call_id": hidden.get("litellm_call_id")},
+        )

@@ -1,0 +1,116 @@
+"""A backend that needs no network and no key: it paints a picture from the prompt with Pillow.
+
+It is the embedded default, so the example project and a new site's first run show the whole flow
+(click, wait, picture) before anyone signs up with a provider. The picture is a real PNG, distinct
+for each prompt and the same every time for one prompt, so tests can tell records apart.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import io
+import random
+import textwrap
+import time
+from typing import Any
+
+from django.core.checks import CheckMessage, Error
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from page_images.backends.base import BaseBackend, ContentPolicyError, GeneratedImage, ImageRequest
+
+
+def _colour(rng: random.Random, hue: float, lightness: float) -> tuple[int, int, int]:
+    red, green, blue = colorsys.hls_to_rgb(hue % 1.0, lightness, 0.55 + rng.random() * 0.35)
+    return round(red * 255), round(green * 255), round(blue * 255)
+
+
+def paint(prompt: str, width: int, height: int) -> bytes:
+    """Paint a landscape whose colours and shapes come from the prompt's hash; return PNG bytes."""
+    rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    hue = rng.random()
+    sky = ImageOps.colorize(
+        Image.linear_gradient("L").resize((width, height)),
+        black=_colour(rng, hue, 0.75),
+        white=_colour(rng, hue + 0.08, 0.35),
+    )
+    draw = ImageDraw.Draw(sky)
+    sun_r = min(width, height) * (0.06 + rng.random() * 0.08)
+    sun_x, sun_y = rng.uniform(0.15, 0.85) * width, rng.uniform(0.12, 0.4) * height
+    draw.ellipse(
+        (sun_x - sun_r, sun_y - sun_r, sun_x + sun_r, sun_y + sun_r),
+        fill=_colour(rng, hue + 0.5, 0.8),
+    )
+    for layer in range(3 + rng.randrange(3)):
+        base = height * (0.55 + layer * 0.1)
+        steps = 6 + rng.randrange(6)
+        points = [(0.0, float(height))]
+        for step in range(steps + 1):
+            peak = base - rng.random() * height * 0.25
+            points.append((width * step / steps, peak))
+        points.append((float(width), float(height)))
+        draw.polygon(points, fill=_colour(rng, hue + 0.25 + layer * 0.05, 0.45 - layer * 0.08))
+    _caption(draw, prompt, width, height)
+    out = io.BytesIO()
+    sky.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _caption(draw: ImageDraw.ImageDraw, prompt: str, width: int, height: int) -> None:
+    font_size = max(10, width // 32)
+    font = ImageFont.load_default(size=font_size)
+    lines = textwrap.wrap(prompt, width=max(10, int(width / (font_size * 0.6))))[:3]
+    if not lines:
+        return
+    band = (len(lines) + 1) * font_size * 1.2
+    draw.rectangle((0, height - band, width, height), fill=(0, 0, 0))
+    for index, line in enumerate(lines):
+        draw.text(
+            (font_size * 0.6, height - band + font_size * (0.6 + index * 1.2)),
+            line,
+            font=font,
+            fill=(255, 255, 255),
+        )
+
+
+class LocalBackend(BaseBackend):
+    """Paints the picture in-process.
+
+    Options: ``delay`` (seconds to wait first, so a demo shows the waiting state) and
+    ``refuse_words`` (prompts containing any of them are refused like a provider's content policy,
+    so a demo and the browser tests can show the error state).
+    """
+
+    supports_quality = False
+    supports_url_results = False
+
+    def __init__(
+        self, *, delay: float = 0.0, refuse_words: list[str] | tuple[str, ...] = (), **options: Any
+    ) -> None:
+        super().__init__(delay=delay, refuse_words=refuse_words, **options)
+        self.delay = float(delay)
+        self.refuse_words = tuple(word.lower() for word in refuse_words)
+        self.unknown_options = sorted(options)
+
+    def check(self) -> list[CheckMessage]:
+        if self.unknown_options:
+            return [
+                Error(
+                    f"PAGE_IMAGES['OPTIONS'] has keys LocalBackend does not know: "
+                    f"{', '.join(self.unknown_options)}.",
+                    hint="LocalBackend takes 'delay' and 'refuse_words'.",
+                    id="page_images.E030",
+                )
+            ]
+        return []
+
+    def generate(self, request: ImageRequest) -> GeneratedImage:
+        if self.delay:
+            time.sleep(self.delay)
+        lowered = request.prompt.lower()
+        refused = [word for word in self.refuse_words if word in lowered]
+        if refused:
+            raise ContentPolicyError(detail=f"LocalBackend refuse_words matched {refused[0]!r}")
+        content = paint(request.prompt, request.width, request.height)
+        return GeneratedImage(content=content, content_type="image/png", model="local")

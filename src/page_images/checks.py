@@ -1,0 +1,238 @@
+"""System checks: a wrong setting is reported at start-up, with the key to change, not mid-job.
+
+Ids are never reused. E0xx are errors (the app cannot work), W0xx warnings (it works, but
+probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from django.utils.module_loading import import_string
+
+from page_images.backends import build_backend
+from page_images.conf import DEFAULTS, SETTING_NAME, parse_size
+from page_images.events import check_events
+from page_images.exceptions import PageImagesConfigurationError
+from page_images.models import ImageGeneratingMixin, image_generating_models
+from page_images.ratelimit import parse_rate
+
+_POSITIVE_NUMBERS = (
+    "MAX_BYTES",
+    "MAX_PIXELS",
+    "DOWNLOAD_TIMEOUT",
+    "CLAIM_TIMEOUT",
+    "TASK_SOFT_TIME_LIMIT",
+    "TASK_TIME_LIMIT",
+    "RETRY_BACKOFF",
+    "RETRY_BACKOFF_MAX",
+    "POLL_INTERVAL",
+)
+_KNOWN_FORMATS = {"PNG", "JPEG", "WEBP"}
+
+
+def _error(message: str, id: str, hint: str | None = None) -> Error:
+    return Error(message, hint=hint, id=id)
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, {})
+    if not isinstance(raw, dict):
+        return [
+            _error(f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.", "page_images.E001")
+        ]
+    merged = {**DEFAULTS, **raw}
+    messages: list[CheckMessage] = []
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        messages.append(
+            _error(
+                f"{SETTING_NAME} has unknown keys: {', '.join(unknown)}.",
+                "page_images.E002",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+            )
+        )
+    messages += _check_numbers(merged)
+    messages += _check_size(merged["SIZE"])
+    messages += _check_formats(merged["ALLOWED_FORMATS"])
+    messages += _check_backend(merged["BACKEND"], merged["OPTIONS"])
+    messages += _check_dotted_path("NOTIFIER", merged["NOTIFIER"], "page_images.E009")
+    if merged["PERMISSION"] is not None:
+        messages += _check_dotted_path("PERMISSION", merged["PERMISSION"], "page_images.E013")
+    messages += _check_rate(merged["RATE_LIMIT"])
+    messages += check_events(merged["EVENTS"])
+    if not settings.DEBUG and merged["BACKEND"] == DEFAULTS["BACKEND"]:
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['BACKEND'] is the LocalBackend: placeholder pictures only.",
+                hint="Set it to 'page_images.backends.litellm.LiteLLMBackend' with a model in "
+                "OPTIONS to make real illustrations.",
+                id="page_images.W001",
+            )
+        )
+    if not settings.DEBUG and merged["ALLOW_LOOPBACK_DOWNLOADS"]:
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['ALLOW_LOOPBACK_DOWNLOADS'] is on outside DEBUG.",
+                hint="It exists for tests against a local fake provider; turn it off.",
+                id="page_images.W002",
+            )
+        )
+    return messages
+
+
+def _check_numbers(merged: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in _POSITIVE_NUMBERS:
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            messages.append(
+                _error(
+                    f"{SETTING_NAME}['{key}'] must be a positive number, not {value!r}.",
+                    "page_images.E005",
+                )
+            )
+    retries = merged["MAX_RETRIES"]
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        messages.append(
+            _error(
+                f"{SETTING_NAME}['MAX_RETRIES'] must be a whole number ≥ 0, not {retries!r}.",
+                "page_images.E005",
+            )
+        )
+    if messages:
+        return messages
+    if merged["TASK_SOFT_TIME_LIMIT"] >= merged["TASK_TIME_LIMIT"]:
+        messages.append(
+            _error(
+                f"{SETTING_NAME}['TASK_SOFT_TIME_LIMIT'] must be shorter than TASK_TIME_LIMIT.",
+                "page_images.E006",
+                hint="The soft limit lets the job record a readable error before the hard kill.",
+            )
+        )
+    if merged["CLAIM_TIMEOUT"] <= merged["TASK_TIME_LIMIT"]:
+        messages.append(
+            _error(
+                f"{SETTING_NAME}['CLAIM_TIMEOUT'] ({merged['CLAIM_TIMEOUT']}) must be longer than "
+                f"TASK_TIME_LIMIT ({merged['TASK_TIME_LIMIT']}).",
+                "page_images.E006",
+                hint="Otherwise a job that is still running could be taken for dead and run twice.",
+            )
+        )
+    return messages
+
+
+def _check_size(size: Any) -> list[CheckMessage]:
+    try:
+        parse_size(size)
+    except ValueError as exc:
+        return [_error(f"{SETTING_NAME}['SIZE']: {exc}.", "page_images.E004")]
+    return []
+
+
+def _check_formats(formats: Any) -> list[CheckMessage]:
+    if isinstance(formats, str) or not isinstance(formats, Iterable):
+        given = set()
+    else:
+        given = {str(f).upper() for f in formats}
+    if not given or not given <= _KNOWN_FORMATS:
+        return [
+            _error(
+                f"{SETTING_NAME}['ALLOWED_FORMATS'] must be a list drawn from "
+                f"{', '.join(sorted(_KNOWN_FORMATS))}, not {formats!r}.",
+                "page_images.E007",
+            )
+        ]
+    return []
+
+
+def _check_dotted_path(key: str, path: Any, check_id: str) -> list[CheckMessage]:
+    try:
+        target = import_string(str(path))
+    except ImportError as exc:
+        return [
+            _error(f"{SETTING_NAME}['{key}'] = {path!r} could not be imported: {exc}", check_id)
+        ]
+    if not callable(target):
+        return [_error(f"{SETTING_NAME}['{key}'] = {path!r} is not callable.", check_id)]
+    return []
+
+
+def _check_rate(rate: Any) -> list[CheckMessage]:
+    if rate is None:
+        return []
+    try:
+        parse_rate(str(rate))
+    except ValueError as exc:
+        return [_error(f"{SETTING_NAME}['RATE_LIMIT']: {exc}.", "page_images.E014")]
+    return []
+
+
+def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
+    if not isinstance(options, dict):
+        return [
+            _error(
+                f"{SETTING_NAME}['OPTIONS'] must be a dict, not {type(options).__name__}.",
+                "page_images.E008",
+            )
+        ]
+    try:
+        backend = build_backend(str(path), options)
+    except PageImagesConfigurationError as exc:
+        check_id = "page_images.E008" if "OPTIONS" in str(exc) else "page_images.E003"
+        return [_error(str(exc), check_id)]
+    return backend.check()
+
+
+@register()
+def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for model in image_generating_models():
+        messages += _check_model(model)
+    return messages
+
+
+def _check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    try:
+        field = model._meta.get_field(model.image_field_name)
+    except FieldDoesNotExist:
+        field = None
+    if not isinstance(field, models.FileField):
+        messages.append(
+            Error(
+                f"image_field_name = {model.image_field_name!r} is not an ImageField or FileField "
+                f"of {model._meta.label}.",
+                obj=model,
+                id="page_images.E010",
+            )
+        )
+    overrides_prompt = model.get_image_prompt is not ImageGeneratingMixin.get_image_prompt
+    if model.image_prompt_field:
+        try:
+            model._meta.get_field(model.image_prompt_field)
+        except FieldDoesNotExist:
+            messages.append(
+                Error(
+                    f"image_prompt_field = {model.image_prompt_field!r} is not a field of "
+                    f"{model._meta.label}.",
+                    obj=model,
+                    id="page_images.E012",
+                )
+            )
+    elif not overrides_prompt:
+        messages.append(
+            Error(
+                f"{model._meta.label} does not say where its image prompt comes from.",
+                hint="Set image_prompt_field = '<field name>' or override get_image_prompt().",
+                obj=model,
+                id="page_images.E011",
+            )
+        )
+    return messages

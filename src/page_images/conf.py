@@ -1,0 +1,181 @@
+"""Settings, read from one ``PAGE_IMAGES`` dict on every access.
+
+Reading on every access (rather than copying at import) is what makes ``override_settings`` work
+in tests and keeps this module free of start-up cost. Validation lives in :mod:`page_images.checks`,
+which reports every problem at once with the exact key to change; the properties here only apply
+defaults, so a bad value fails loudly where it is used, not silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+#: The setting's name in a project's settings module.
+SETTING_NAME = "PAGE_IMAGES"
+
+DEFAULTS: dict[str, Any] = {
+    # Dotted path to the backend class that turns a prompt into picture bytes.
+    "BACKEND": "page_images.backends.local.LocalBackend",
+    # Keyword arguments for the backend's constructor.
+    "OPTIONS": {},
+    # Image size asked of the backend, "WIDTHxHEIGHT".
+    "SIZE": "1024x1024",
+    # Quality asked of the backend ("low", "medium", "high", "auto"), or None for its default.
+    "QUALITY": None,
+    # Largest image accepted, in bytes, counted while the bytes arrive.
+    "MAX_BYTES": 20 * 1024 * 1024,
+    # Largest image accepted, in pixels (width times height): the guard against decompression bombs.
+    "MAX_PIXELS": 25_000_000,
+    # Image formats accepted, as Pillow names them.
+    "ALLOWED_FORMATS": ("PNG", "JPEG", "WEBP"),
+    # Whole-download deadline for providers that answer with a URL, in seconds.
+    "DOWNLOAD_TIMEOUT": 30.0,
+    # Tests only: allow plain-http downloads from loopback addresses (the fake provider).
+    "ALLOW_LOOPBACK_DOWNLOADS": False,
+    # Where generated files go inside the image field's storage.
+    "UPLOAD_TO": "page_images",
+    # A claim older than this many seconds is stale: its job is presumed dead and may be retaken.
+    "CLAIM_TIMEOUT": 900,
+    # Celery soft and hard time limits for one attempt of the job, in seconds.
+    "TASK_SOFT_TIME_LIMIT": 300,
+    "TASK_TIME_LIMIT": 330,
+    # Retries for transient provider errors, with exponential back-off from RETRY_BACKOFF seconds.
+    "MAX_RETRIES": 3,
+    "RETRY_BACKOFF": 2.0,
+    "RETRY_BACKOFF_MAX": 60.0,
+    # Celery queue for the job, or None for the project's default queue.
+    "QUEUE": None,
+    # The event bus that carries "this record changed" from workers to the event streams:
+    # {"BACKEND": dotted path, "OPTIONS": {...}}, or None for no stream (containers poll instead).
+    "EVENTS": {"BACKEND": "page_images.events.memory.InProcessBus", "OPTIONS": {}},
+    # Dotted path to a callable(instance) told whenever a record's image state changes; the default
+    # publishes on the event bus. A site with its own push channel plugs it in here.
+    "NOTIFIER": "page_images.events.notify",
+    # Dotted path to a callable(user, instance) -> bool deciding who may generate; None means the
+    # model's change permission. A model's own can_generate_image() takes precedence.
+    "PERMISSION": None,
+    # Clicks allowed per user, "N/s", "N/m" or "N/h", counted in the default cache; None: no limit.
+    "RATE_LIMIT": "30/m",
+    # Seconds between polls of a generating container when no event stream is configured.
+    "POLL_INTERVAL": 2.0,
+}
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """Parse ``"1024x1024"``; raise ``ValueError`` with the reason for anything else."""
+    width, sep, height = str(value).lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise ValueError(f"{value!r} is not of the form 'WIDTHxHEIGHT', such as '1024x1024'")
+    size = (int(width), int(height))
+    if not all(16 <= side <= 8192 for side in size):
+        raise ValueError(f"{value!r} has a side outside 16 to 8192 pixels")
+    return size
+
+
+class PageImagesSettings:
+    """One property per key of ``settings.PAGE_IMAGES``, with its default."""
+
+    def raw(self) -> dict[str, Any]:
+        value = getattr(settings, SETTING_NAME, None)
+        return value if isinstance(value, dict) else {}
+
+    def get(self, key: str) -> Any:
+        return self.raw().get(key, DEFAULTS[key])
+
+    @property
+    def BACKEND(self) -> str:
+        return str(self.get("BACKEND"))
+
+    @property
+    def OPTIONS(self) -> dict[str, Any]:
+        return dict(self.get("OPTIONS") or {})
+
+    @property
+    def SIZE(self) -> str:
+        return str(self.get("SIZE"))
+
+    @property
+    def QUALITY(self) -> str | None:
+        value = self.get("QUALITY")
+        return None if value is None else str(value)
+
+    @property
+    def MAX_BYTES(self) -> int:
+        return int(self.get("MAX_BYTES"))
+
+    @property
+    def MAX_PIXELS(self) -> int:
+        return int(self.get("MAX_PIXELS"))
+
+    @property
+    def ALLOWED_FORMATS(self) -> tuple[str, ...]:
+        return tuple(str(f).upper() for f in self.get("ALLOWED_FORMATS"))
+
+    @property
+    def DOWNLOAD_TIMEOUT(self) -> float:
+        return float(self.get("DOWNLOAD_TIMEOUT"))
+
+    @property
+    def ALLOW_LOOPBACK_DOWNLOADS(self) -> bool:
+        return bool(self.get("ALLOW_LOOPBACK_DOWNLOADS"))
+
+    @property
+    def UPLOAD_TO(self) -> str:
+        return str(self.get("UPLOAD_TO")).strip("/")
+
+    @property
+    def CLAIM_TIMEOUT(self) -> float:
+        return float(self.get("CLAIM_TIMEOUT"))
+
+    @property
+    def TASK_SOFT_TIME_LIMIT(self) -> float:
+        return float(self.get("TASK_SOFT_TIME_LIMIT"))
+
+    @property
+    def TASK_TIME_LIMIT(self) -> float:
+        return float(self.get("TASK_TIME_LIMIT"))
+
+    @property
+    def MAX_RETRIES(self) -> int:
+        return int(self.get("MAX_RETRIES"))
+
+    @property
+    def RETRY_BACKOFF(self) -> float:
+        return float(self.get("RETRY_BACKOFF"))
+
+    @property
+    def RETRY_BACKOFF_MAX(self) -> float:
+        return float(self.get("RETRY_BACKOFF_MAX"))
+
+    @property
+    def QUEUE(self) -> str | None:
+        value = self.get("QUEUE")
+        return None if value is None else str(value)
+
+    @property
+    def EVENTS(self) -> dict[str, Any] | None:
+        value = self.get("EVENTS")
+        return None if value is None else dict(value)
+
+    @property
+    def NOTIFIER(self) -> str:
+        return str(self.get("NOTIFIER"))
+
+    @property
+    def PERMISSION(self) -> str | None:
+        value = self.get("PERMISSION")
+        return None if value is None else str(value)
+
+    @property
+    def RATE_LIMIT(self) -> str | None:
+        value = self.get("RATE_LIMIT")
+        return None if value is None else str(value)
+
+    @property
+    def POLL_INTERVAL(self) -> float:
+        return float(self.get("POLL_INTERVAL"))
+
+
+app_settings = PageImagesSettings()

@@ -1,0 +1,366 @@
+"""The safe download, for providers that answer with a URL instead of the bytes.
+
+A URL in a provider's answer is input we did not choose. Fetched naively it can point the worker at
+the cloud metadata service (169.254.169.254), the site's own admin on 10.x, or a body that never
+ends. So: https only; every address the host resolves to must be public, checked before
+connecting, for every redirect hop, and again on the socket actually connected (DNS rebinding);
+the body is counted as it streams and cut at the size cap; one deadline covers the whole exchange.
+Whatever passes here is still only bytes: :mod:`page_images.intake` decides if it is a picture.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3.exceptions
+from urllib3.util import parse_url
+
+from page_images.conf import app_settings
+from page_images.exceptions import (
+    GenerationTimeoutError,
+    InvalidImageError,
+    PermanentGenerationError,
+    TransientGenerationError,
+)
+from page_images.intake import TOO_LARGE, check_declared_type
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+CHUNK = 64 * 1024
+#: No single connect or read waits longer than this, even with a generous overall deadline.
+MAX_OPERATION_TIMEOUT = 10.0
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+REFUSED_TARGET = "The image service pointed at an address this site will not fetch from."
+UNREACHABLE = "The picture could not be fetched from the image service."
+
+
+@dataclass(frozen=True)
+class DownloadedImage:
+    """The raw body of a download that obeyed every rule; not yet known to be an image."""
+
+    content: bytes
+    content_type: str | None
+    url: str
+
+
+# --- Addresses ----------------------------------------------------------------------------------
+
+
+def parse_address(value: str | IPAddress) -> IPAddress:
+    """An address object from a literal, without any zone (``fe80::1%eth0``)."""
+    if isinstance(value, str):
+        return ipaddress.ip_address(value.strip("[]").split("%", 1)[0])
+    return value
+
+
+def is_allowed_address(value: str | IPAddress, *, allow_loopback: bool) -> bool:
+    """Public unicast only; loopback too when the tests allow it.
+
+    Private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, where cloud metadata
+    services live; fe80::/10), shared CGNAT space (100.64/10), multicast, reserved and unspecified
+    addresses reach things inside the site's own network, never a provider's CDN: always refused.
+    IPv6 forms that carry an IPv4 address (``::ffff:a.b.c.d``, 6to4's ``2002::/16``) are judged by
+    that address (NAT64's 64:ff9b::/96 is reserved space, so refused outright).
+    """
+    address = parse_address(value)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            # ::ffff:10.0.0.1 is 10.0.0.1 on a dual-stack socket: judge the IPv4 address.
+            return is_allowed_address(address.ipv4_mapped, allow_loopback=allow_loopback)
+        relayed = address.sixtofour
+        if relayed is not None:
+            # A relay delivers a 6to4 address (2002::/16) to the IPv4 host inside it, so that host
+            # is what we judge: 2002:a00:1:: reaches 10.0.0.1, 2002:808:808:: reaches 8.8.8.8.
+            # Python 3.13 calls all of 2002::/16 non-global; judging the embedded address keeps
+            # the answer the same on every supported Python. Never loopback: a relay is remote.
+            return is_allowed_address(relayed, allow_loopback=False)
+    if address.is_loopback:
+        return allow_loopback
+    return address.is_global and not (
+        address.is_multicast or address.is_reserved or address.is_unspecified
+    )
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to; a literal address resolves to itself, with no lookup."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError as exc:
+        raise InvalidImageError(REFUSED_TARGET, detail=f"bad host name {host!r}: {exc}") from exc
+    except OSError as exc:
+        raise TransientGenerationError(
+            "The picture's address could not be looked up. Try again.", detail=f"{host}: {exc}"
+        ) from exc
+    return [parse_address(str(info[4][0])) for info in infos]
+
+
+# --- URLs ---------------------------------------------------------------------------------------
+
+
+def _canonical(url: str) -> str:
+    """``url`` as requests will send it, so that the host we check is the host it connects to.
+
+    Two URL parsers can disagree about the host of ``https://a.com\\@10.0.0.1/``; checking one
+    parser's answer while another connects is a classic way past an SSRF filter. So refuse
+    characters that cause such disagreements, let requests normalise the URL (IDNA, quoting),
+    and check that result.
+    """
+    if any(ch.isspace() or ord(ch) < 0x20 or ch in "\\\x7f" for ch in url):
+        raise InvalidImageError(REFUSED_TARGET, detail=f"unsafe characters in {url!r}")
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except (requests.RequestException, ValueError) as exc:  # UnicodeError is a ValueError
+        raise InvalidImageError(REFUSED_TARGET, detail=f"malformed URL {url!r}: {exc}") from exc
+    return str(prepared.url)
+
+
+def _host_and_port(url: str) -> tuple[str, int]:
+    """The one host both parsers agree on, with its port; refuse userinfo and missing hosts.
+
+    Userinfo (``https://user@host``) has no business in an image URL and is the usual vehicle for
+    parser confusion.
+    """
+    try:
+        ours, theirs = urlsplit(url), parse_url(url)
+    except ValueError as exc:  # urllib3's LocationParseError is a ValueError
+        raise InvalidImageError(REFUSED_TARGET, detail=f"malformed URL {url!r}: {exc}") from exc
+    if "@" in ours.netloc or theirs.auth is not None:
+        # Not the URL itself in the detail: the userinfo may be a password.
+        raise InvalidImageError(REFUSED_TARGET, detail=f"userinfo in a URL for {ours.hostname}")
+    host = (theirs.host or "").strip("[]").lower()
+    if not host or host != (ours.hostname or "").lower():
+        raise InvalidImageError(REFUSED_TARGET, detail=f"no unambiguous host in {url!r}")
+    try:
+        port = ours.port or (443 if ours.scheme == "https" else 80)
+    except ValueError as exc:
+        raise InvalidImageError(REFUSED_TARGET, detail=f"bad port in {url!r}") from exc
+    return host, port
+
+
+def check_url(url: str, *, allow_loopback: bool) -> str:
+    """Return the URL to fetch, or refuse it; runs before any connection, so a refused target
+    never receives a packet.
+
+    https only, because a provider's CDN always speaks it and plain http could be rewritten on the
+    way. Plain http is allowed only to loopback, only when ``allow_loopback`` (the tests' fake
+    provider). Every resolved address must pass :func:`is_allowed_address`: one bad address is
+    enough, because the connection may pick any of them.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("https", "http"):
+        raise InvalidImageError(REFUSED_TARGET, detail=f"scheme {scheme!r} in {url!r}")
+    if scheme == "http" and not allow_loopback:
+        raise InvalidImageError(REFUSED_TARGET, detail=f"plain http is refused: {url!r}")
+    _host_and_port(url)  # on the URL as given too: normalising drops an empty "@"
+    url = _canonical(url)
+    host, port = _host_and_port(url)
+    addresses = resolve(host, port)
+    refused = [a for a in addresses if not is_allowed_address(a, allow_loopback=allow_loopback)]
+    if refused or not addresses:
+        raise InvalidImageError(
+            "The image service pointed at an address that is not a public address.",
+            detail=f"{host} resolves to {', '.join(map(str, refused)) or 'nothing'}",
+        )
+    if scheme == "http" and not all(a.is_loopback for a in addresses):
+        raise InvalidImageError(
+            REFUSED_TARGET, detail=f"plain http to a non-loopback host: {url!r}"
+        )
+    return url
+
+
+# --- The exchange -------------------------------------------------------------------------------
+
+
+def _socket(response: requests.Response) -> Any:
+    """The socket under a streamed response (urllib3 2.x), or ``None`` if it cannot be reached."""
+    return getattr(getattr(response.raw, "connection", None), "sock", None)
+
+
+def _check_peer(response: requests.Response, *, allow_loopback: bool) -> None:
+    """Refuse if the socket reached an address the URL check would have refused.
+
+    DNS can answer differently between our lookup and the connection's (DNS rebinding). The peer
+    is the truth. If it cannot be read (another transport), the earlier check stands alone.
+    """
+    sock = _socket(response)
+    try:
+        peer = str(sock.getpeername()[0])
+    except (AttributeError, OSError, TypeError, IndexError):
+        return
+    if not is_allowed_address(peer, allow_loopback=allow_loopback):
+        raise InvalidImageError(REFUSED_TARGET, detail=f"connected to {peer} for {response.url}")
+
+
+def _check_status(response: requests.Response, url: str) -> None:
+    """Map an HTTP failure to whether retrying can help: busy/timeouts/5xx may pass, 4xx won't."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    detail = f"HTTP {status} from {url}"
+    if status in (408, 429) or status >= 500:
+        raise TransientGenerationError(detail=detail)
+    raise PermanentGenerationError(UNREACHABLE, detail=detail)
+
+
+def _remaining(deadline: float, url: str) -> float:
+    """Seconds left before ``deadline``; past it, the download has failed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise GenerationTimeoutError(detail=f"download deadline passed fetching {url}")
+    return left
+
+
+def _read_chunk(response: requests.Response, deadline: float) -> bytes:
+    """One receive's worth of the body, waiting no longer than the time left.
+
+    ``read1`` returns whatever one receive brought, where ``read(n)`` (and so ``iter_content``)
+    waits for all ``n`` bytes: a server dripping a byte a second would never let the deadline be
+    checked. The socket timeout is narrowed to the time left before each receive, so even a
+    silent server is cut at the deadline, not a full per-operation timeout later.
+    """
+    left = _remaining(deadline, response.url)
+    sock = _socket(response)
+    if sock is not None:
+        sock.settimeout(min(left, MAX_OPERATION_TIMEOUT))
+    raw = response.raw
+    read = getattr(raw, "read1", None) or raw.read  # read1 needs urllib3 >= 2.1
+    return bytes(read(CHUNK, decode_content=True))
+
+
+def _read_body(response: requests.Response, *, max_bytes: int, deadline: float) -> bytes:
+    """The body, refused as soon as it passes ``max_bytes`` or the deadline.
+
+    Content-Length is checked first so an honest oversized answer is refused unread; the running
+    count catches a dishonest or chunked one without ever holding more than the cap (plus one
+    chunk) in memory.
+    """
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise InvalidImageError(
+            TOO_LARGE, detail=f"Content-Length {declared} > {max_bytes} from {response.url}"
+        )
+    body = bytearray()
+    try:
+        while chunk := _read_chunk(response, deadline):
+            body += chunk
+            if len(body) > max_bytes:
+                raise InvalidImageError(
+                    TOO_LARGE, detail=f"more than {max_bytes} bytes from {response.url}"
+                )
+    except urllib3.exceptions.TimeoutError as exc:
+        raise GenerationTimeoutError(detail=f"reading {response.url}: {exc}") from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise InvalidImageError(detail=f"undecodable body from {response.url}: {exc}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise TransientGenerationError(detail=f"reading {response.url}: {exc}") from exc
+    _remaining(deadline, response.url)
+    return bytes(body)
+
+
+def _get(http: requests.Session, url: str, deadline: float) -> requests.Response:
+    """Send one request, with connect and read timeouts no longer than the time left."""
+    left = min(_remaining(deadline, url), MAX_OPERATION_TIMEOUT)
+    try:
+        return http.get(
+            url,
+            stream=True,
+            allow_redirects=False,
+            timeout=(left, left),
+            # Images are compressed already; asking for no encoding removes a gzip-bomb layer.
+            headers={"Accept-Encoding": "identity"},
+        )
+    except requests.Timeout as exc:
+        raise GenerationTimeoutError(detail=f"{type(exc).__name__} fetching {url}") from exc
+    except requests.ConnectionError as exc:
+        raise TransientGenerationError(
+            detail=f"{type(exc).__name__} fetching {url}: {exc}"
+        ) from exc
+    except requests.RequestException as exc:
+        raise PermanentGenerationError(
+            UNREACHABLE, detail=f"{type(exc).__name__} fetching {url}: {exc}"
+        ) from exc
+
+
+def _next_url(response: requests.Response, url: str) -> str | None:
+    """The redirect target, resolved against ``url``; ``None`` if this is not a redirect."""
+    if response.status_code not in REDIRECT_STATUSES:
+        return None
+    location = response.headers.get("Location")
+    if not location:
+        raise PermanentGenerationError(
+            UNREACHABLE, detail=f"HTTP {response.status_code} without Location from {url}"
+        )
+    return urljoin(url, location)
+
+
+def _fetch(
+    http: requests.Session,
+    url: str,
+    *,
+    max_bytes: int,
+    deadline: float,
+    allow_loopback: bool,
+    max_redirects: int,
+) -> DownloadedImage:
+    """Follow redirects by hand so every hop passes :func:`check_url` before it is connected to."""
+    for _hop in range(max_redirects + 1):
+        url = check_url(url, allow_loopback=allow_loopback)
+        with _get(http, url, deadline) as response:
+            _check_peer(response, allow_loopback=allow_loopback)
+            _remaining(deadline, url)
+            next_url = _next_url(response, url)
+            if next_url is not None:
+                url = next_url
+                continue
+            _check_status(response, url)
+            content_type = response.headers.get("Content-Type")
+            check_declared_type(content_type)
+            content = _read_body(response, max_bytes=max_bytes, deadline=deadline)
+            return DownloadedImage(content=content, content_type=content_type, url=url)
+    raise InvalidImageError(
+        REFUSED_TARGET, detail=f"more than {max_redirects} redirects, last {url}"
+    )
+
+
+def download_image(
+    url: str,
+    *,
+    max_bytes: int | None = None,
+    timeout: float | None = None,
+    allow_loopback: bool | None = None,
+    max_redirects: int = 3,
+    session: requests.Session | None = None,
+) -> DownloadedImage:
+    """Fetch an image URL under every rule above; raise a ``GenerationError`` subclass if not.
+
+    ``None`` arguments take their value from ``PAGE_IMAGES``. A session made here ignores proxy and
+    ``.netrc`` settings from the environment: a proxy would make the connected peer (checked
+    above) the proxy rather than the target. A ``session`` passed in is used as it is.
+    """
+    max_bytes = app_settings.MAX_BYTES if max_bytes is None else max_bytes
+    timeout = app_settings.DOWNLOAD_TIMEOUT if timeout is None else timeout
+    loopback = app_settings.ALLOW_LOOPBACK_DOWNLOADS if allow_loopback is None else allow_loopback
+    deadline = time.monotonic() + timeout
+    http = session or requests.Session()
+    if session is None:
+        http.trust_env = False
+    try:
+        return _fetch(
+            http,
+            url,
+            max_bytes=max_bytes,
+            deadline=deadline,
+            allow_loopback=loopback,
+            max_redirects=max_redirects,
+        )
+    finally:
+        if session is None:
+            http.close()

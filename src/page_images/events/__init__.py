@@ -1,0 +1,99 @@
+"""The event stream's public side: the configured bus, ``publish`` and the default notifier.
+
+``publish`` is called by workers right after a picture is stored, when nothing useful can be done
+about a failure any more: the database already holds the truth and the next resync will show it.
+So it never raises; a broken bus is reported by the system checks at start-up and by a logged
+warning at run time, never by a failed job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from django.core.checks import Error
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from page_images.conf import SETTING_NAME, app_settings
+from page_images.events.base import RESYNC, EventBus
+from page_images.exceptions import PageImagesConfigurationError
+from page_images.loading import build
+
+if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
+
+    from page_images.models import ImageGeneratingMixin
+
+__all__ = ["RESYNC", "EventBus", "build_bus", "check_events", "get_bus", "notify", "publish"]
+
+logger = logging.getLogger("page_images.events")
+
+_WHERE = f"{SETTING_NAME}['EVENTS']"
+# lru_cache does not stop two threads building two buses at once; with the in-process bus that
+# would split publishers and listeners between two instances that never meet.
+_bus_lock = threading.Lock()
+
+
+def build_bus(config: Any) -> EventBus:
+    """Build the bus ``config`` describes; errors name the key to fix."""
+    if not isinstance(config, dict) or not isinstance(config.get("BACKEND"), str):
+        raise PageImagesConfigurationError(
+            f"{_WHERE} must be None or a dict with a dotted path in 'BACKEND', not {config!r}."
+        )
+    path = config["BACKEND"]
+    options = config.get("OPTIONS") or {}
+    if not isinstance(options, dict):
+        raise PageImagesConfigurationError(f"{_WHERE}['OPTIONS'] must be a dict, not {options!r}.")
+    bus: EventBus = build(_WHERE, path, options, EventBus)
+    return bus
+
+
+@lru_cache(maxsize=1)
+def _configured_bus() -> EventBus | None:
+    config = app_settings.EVENTS
+    return None if config is None else build_bus(config)
+
+
+def get_bus() -> EventBus | None:
+    """The bus named by the settings, built once per process; None when EVENTS is None."""
+    with _bus_lock:
+        return _configured_bus()
+
+
+def publish(reference: str) -> None:
+    """Tell every stream that ``reference`` changed. Never raises; a no-op without a bus."""
+    try:
+        bus = get_bus()
+        if bus is not None:
+            bus.publish(reference)
+    except Exception:
+        logger.exception("page_images: could not publish %s", reference)
+
+
+def notify(instance: ImageGeneratingMixin) -> None:
+    """The default ``NOTIFIER``: announce the record on the event bus."""
+    publish(instance.image_reference)
+
+
+def check_events(config: Any) -> list[CheckMessage]:
+    """System-check messages for an ``EVENTS`` value (E040: the setting; then the bus's own)."""
+    if config is None:
+        return []
+    try:
+        bus = build_bus(config)
+    except PageImagesConfigurationError as exc:
+        return [Error(str(exc), id="page_images.E040")]
+    return bus.check()
+
+
+@receiver(setting_changed)
+def _reset_bus(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        from page_images.events.hub import reset_hubs
+
+        with _bus_lock:
+            _configured_bus.cache_clear()
+        reset_hubs()

@@ -1,0 +1,99 @@
+"""The errors of django-page-images.
+
+Two families, kept apart on purpose. Configuration errors subclass Django's
+``ImproperlyConfigured`` so that no ``except PageImagesError`` in a job ever swallows a broken
+setup. Runtime errors subclass :class:`PageImagesError`; among them,
+:class:`GenerationError` carries ``user_message``, the sentence an editor sees on the record,
+and says by its class whether trying again can help (:class:`TransientGenerationError`, retried
+by the task) or not (:class:`PermanentGenerationError`, shown at once).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class PageImagesConfigurationError(ImproperlyConfigured):
+    """A setting, a backend path or a model declaration is wrong; the message names what to fix."""
+
+
+class MissingDependencyError(PageImagesConfigurationError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{package} is not installed. Install it with: "
+            f'pip install "django-page-images[{extra}]"'
+        )
+
+
+class PageImagesError(Exception):
+    """Base of every runtime error raised by django-page-images."""
+
+
+class EmptyPromptError(PageImagesError, ValueError):
+    """The record has no text to make a picture from; nothing is sent to a provider."""
+
+    def __init__(self, message: str = "There is no text to make a picture from.") -> None:
+        super().__init__(message)
+
+
+class EnqueueError(PageImagesError):
+    """The job could not be handed to the broker; the claim was released and may be retried."""
+
+
+class StaleClaimError(PageImagesError):
+    """A job tried to write to a record whose claim it no longer holds; nothing was written."""
+
+
+class GenerationError(PageImagesError):
+    """A generation failed; ``user_message`` is safe and useful to show to an editor."""
+
+    #: Shown when the raiser gives no message of its own.
+    default_message = "The image could not be generated."
+
+    def __init__(self, user_message: str | None = None, *, detail: str = "") -> None:
+        self.user_message = user_message or self.default_message
+        #: What an operator needs (provider text, status); logged, not shown to editors.
+        self.detail = detail
+        super().__init__(self.user_message if not detail else f"{self.user_message} ({detail})")
+
+
+class TransientGenerationError(GenerationError):
+    """Trying again later may succeed: rate limits, timeouts, 5xx answers, dropped connections."""
+
+    default_message = "The image service is busy or unreachable. Try again in a moment."
+
+
+class PermanentGenerationError(GenerationError):
+    """Trying again with the same input will fail the same way; the task does not retry."""
+
+
+class ContentPolicyError(PermanentGenerationError):
+    """The provider refused the prompt under its content policy."""
+
+    default_message = (
+        "The image service refused this text under its content policy. Edit the text and try again."
+    )
+
+
+class ProviderAuthenticationError(PermanentGenerationError):
+    """The provider rejected the credentials: the API key is missing, wrong or lacks access."""
+
+    default_message = (
+        "The image service rejected the API key. Ask the site's administrator to check it."
+    )
+
+
+class InvalidImageError(PermanentGenerationError):
+    """The bytes that came back are not an acceptable image (corrupt, too big, wrong type)."""
+
+    default_message = "The image service sent back something that is not a usable image."
+
+
+class GenerationTimeoutError(TransientGenerationError):
+    """The provider or the download did not finish within its deadline."""
+
+    default_message = "The image service took too long to answer. Try again."

@@ -1,0 +1,125 @@
+"""The abstract mixin that lets any model have an AI illustration.
+
+The mixin owns the bookkeeping that makes "nothing is ever stuck" possible: ``image_generating`` is
+the seed's flag, and beside it the claim's start time (so a dead job's claim can be recognised as
+stale), a claim token (so a stale job can never overwrite a newer picture) and the last error in
+words an editor can act on. The app itself has no concrete models and no migrations; the host's
+model gets these columns in its own migration.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.apps import apps
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from page_images.conf import app_settings
+from page_images.exceptions import PageImagesConfigurationError
+
+if TYPE_CHECKING:
+    from django.db.models.fields.files import FieldFile
+
+
+def image_upload_to(instance: models.Model, filename: str) -> str:
+    """Keep generated files apart per model: ``page_images/<app>/<model>/<file>``."""
+    meta = instance._meta
+    return f"{app_settings.UPLOAD_TO}/{meta.app_label}/{meta.model_name}/{filename}"
+
+
+class ImageGeneratingMixin(models.Model):
+    """Mix into a model to give it a generated image.
+
+    Say where the prompt comes from, either with ``image_prompt_field = "image_text"`` or by
+    overriding :meth:`get_image_prompt`. A model that already has an image field names it with
+    ``image_field_name = "picture"``; the mixin then adds no ``image`` field of its own.
+    """
+
+    image = models.ImageField(_("image"), upload_to=image_upload_to, blank=True, max_length=255)
+    image_generating = models.BooleanField(_("generating image"), default=False, editable=False)
+    image_claimed_at = models.DateTimeField(
+        _("image job started at"), null=True, blank=True, editable=False
+    )
+    image_claim_token = models.UUIDField(
+        _("image job token"), null=True, blank=True, editable=False
+    )
+    image_error = models.TextField(_("last image error"), blank=True, editable=False)
+
+    #: The name of the field that holds the picture.
+    image_field_name: ClassVar[str] = "image"
+    #: The name of the field whose text is the prompt; or override :meth:`get_image_prompt`.
+    image_prompt_field: ClassVar[str | None] = None
+
+    class Meta:
+        abstract = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A model with its own image field must not grow a second, unused ``image`` column.
+        # Django skips an abstract parent's field when the child's namespace already holds the
+        # name, so setting it to None here is the documented ``image = None`` done for the user.
+        if cls.image_field_name != "image" and "image" not in cls.__dict__:
+            cls.image = None  # type: ignore[assignment]
+
+    def get_image_prompt(self) -> str:
+        """The text the picture is made from. Override for prompts built from several fields."""
+        if not self.image_prompt_field:
+            raise PageImagesConfigurationError(
+                f"{type(self).__name__} has no prompt: set image_prompt_field to a field name, "
+                "or override get_image_prompt()."
+            )
+        value = getattr(self, self.image_prompt_field)
+        return "" if value is None else str(value).strip()
+
+    def get_image_alt_text(self) -> str:
+        """The ``<img>``'s ``alt``: the prompt, shortened. Override for a better description."""
+        try:
+            prompt = self.get_image_prompt()
+        except PageImagesConfigurationError:
+            prompt = ""
+        return prompt if len(prompt) <= 125 else prompt[:124].rstrip() + "…"
+
+    def can_generate_image(self, user: Any) -> bool:
+        """May ``user`` generate this record's image? Override for a rule of the model's own."""
+        from page_images.permissions import default_permission
+
+        return default_permission(user, self)
+
+    def get_image_channel(self) -> str:
+        """Where this record's changes are announced: the ``<channel>`` of ``job:<channel>:…``.
+
+        The seed used the story's channel; the default is the model's label.
+        """
+        return self._meta.label_lower
+
+    @property
+    def image_file(self) -> FieldFile:
+        """The picture field's file, whatever the field is called."""
+        file: FieldFile = getattr(self, self.image_field_name)
+        return file
+
+    @property
+    def image_reference(self) -> str:
+        """The record's stable text id, ``"<app_label>.<model_name>:<pk>"``, for logs and events."""
+        return f"{self._meta.label_lower}:{self.pk}"
+
+    @property
+    def image_state(self) -> str:
+        """One of ``"generating"``, ``"ready"``, ``"error"``, ``"empty"``: what a template shows."""
+        if self.image_generating:
+            return "generating"
+        if self.image_file:
+            return "ready"
+        if self.image_error:
+            return "error"
+        return "empty"
+
+
+def image_generating_models() -> list[type[ImageGeneratingMixin]]:
+    """Every installed concrete model that uses the mixin: the only models the app will touch."""
+    return [
+        model
+        for model in apps.get_models()
+        if issubclass(model, ImageGeneratingMixin) and not model._meta.abstract
+    ]

@@ -1,0 +1,56 @@
+// django-page-images: one event stream per page, turned into htmx triggers on <body>.
+// Each container listens for "page-images:<key> from:body" and re-fetches its own fragment, so the
+// markup needs nothing from this script but the events: it works with htmx 2 and htmx 4 alike.
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  var url = script && script.getAttribute("data-stream-url");
+
+  function key(reference) {
+    return String(reference).replace(/[^A-Za-z0-9_-]/g, "-");  // as page_images.references.event_key
+  }
+
+  function fire(name) {
+    document.body.dispatchEvent(new CustomEvent(name, { bubbles: true }));
+  }
+
+  function refreshSpinning() {
+    var spinning = document.querySelectorAll('.page-images[data-state="generating"]');
+    for (var i = 0; i < spinning.length; i++) {
+      fire("page-images:" + spinning[i].getAttribute("data-page-images-key"));
+    }
+  }
+
+  // A refusal (403, 429, 503…) from our views carries the message for the editor in its markup:
+  // let htmx swap it in, instead of dropping it as an error. Other error pages are left alone.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail || {};
+    var target = detail.target;
+    var text = detail.xhr ? detail.xhr.responseText || "" : "";
+    if (target && target.closest && (target.closest(".page-images") || target.closest(".page-images-chip")) &&
+        text.indexOf('class="page-images') !== -1) {
+      detail.shouldSwap = true;
+      detail.isError = false;
+    }
+  });
+
+  if (!url || !window.EventSource) {
+    return;  // no stream: generating containers poll by themselves (their hx-trigger says so)
+  }
+  var source = new EventSource(url);
+  var polling = null;
+  source.addEventListener("changed", function (event) {
+    fire("page-images:" + key(event.data));
+  });
+  // On every (re)connect: anything still spinning re-fetches, in case its event was missed.
+  source.addEventListener("resync", refreshSpinning);
+  // A stream that fails for good (a proxy that blocks it, a server that answers 404) is closed by
+  // the browser, never retried: re-fetch spinning containers on a timer instead.
+  source.addEventListener("error", function () {
+    if (source.readyState !== EventSource.CLOSED || polling) {
+      return;
+    }
+    polling = window.setInterval(refreshSpinning, 2000);
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+})();

@@ -1,0 +1,227 @@
+"""The Celery job that turns a claimed record into a stored picture.
+
+The job is built so that every way it can end leaves the record in a state an editor can see and
+retry: success stores the picture and releases the claim; a transient provider error is retried
+with back-off while the claim is kept (and renewed); everything else releases the claim with a
+readable message. Only a killed worker skips all of that, and its claim then goes stale after
+``CLAIM_TIMEOUT`` and may be retaken (see :func:`page_images.services.release_stale_claims`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from typing import Any
+
+from celery import Task, shared_task
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.signals import worker_init
+from django.apps import apps
+from django.core.files.base import ContentFile
+from django.db import connections
+from pydantic import BaseModel, ConfigDict
+
+from page_images import services
+from page_images.backends import get_backend
+from page_images.backends.base import ImageRequest
+from page_images.conf import app_settings, parse_size
+from page_images.exceptions import (
+    EmptyPromptError,
+    GenerationError,
+    StaleClaimError,
+    TransientGenerationError,
+)
+from page_images.intake import validate_image
+from page_images.models import ImageGeneratingMixin
+
+logger = logging.getLogger(__name__)
+
+#: The task's stable name, and the ``<workflow>`` of the seed's ``job:<channel>:<workflow>``.
+WORKFLOW = "page_images.generate"
+
+TIME_LIMIT_MESSAGE = "The image took too long to make. Try again."
+UNEXPECTED_MESSAGE = "Something went wrong while making the image. Try again."
+
+#: How hard the web process tries to reach the broker before giving up: bounded, so that a click
+#: never waits long on a broker that is down (Celery's default publish policy, made explicit).
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 3,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+
+class ImageJob(BaseModel):
+    """The task's payload: which record, and the claim the job must hold to write to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: The model's label, ``"app_label.ModelName"``.
+    label: str
+    #: The primary key, as text (any pk type survives JSON that way).
+    pk: str
+    token: uuid.UUID
+
+
+def tracking_string(channel: str) -> str:
+    """The seed's ``job:<channel>:<workflow>``, returned by the task for logs and monitoring."""
+    return f"job:{channel}:{WORKFLOW}"
+
+
+def enqueue_generation(instance: ImageGeneratingMixin, token: uuid.UUID) -> None:
+    """Send the job to the broker with the time limits the settings ask for now."""
+    job = ImageJob(label=instance._meta.label, pk=str(instance.pk), token=token)
+    options: dict[str, Any] = {
+        "soft_time_limit": app_settings.TASK_SOFT_TIME_LIMIT,
+        "time_limit": app_settings.TASK_TIME_LIMIT,
+        "retry": True,
+        "retry_policy": PUBLISH_RETRY_POLICY,
+    }
+    if app_settings.QUEUE:
+        options["queue"] = app_settings.QUEUE
+    generate_image.apply_async(args=(job.model_dump(mode="json"),), **options)
+
+
+@worker_init.connect(weak=False)
+def prepare_backend(**kwargs: Any) -> None:
+    """Let the backend do its slow set-up when a worker starts, not inside the first job."""
+    try:
+        get_backend().prepare()
+    except Exception:
+        # A broken backend must not stop the worker: the jobs will fail with a readable message.
+        logger.exception("The image backend could not prepare itself")
+
+
+def retry_countdown(retries: int) -> float:
+    """Exponential back-off with jitter, so that a burst of 429s does not come back in step."""
+    ceiling = min(app_settings.RETRY_BACKOFF * 2**retries, app_settings.RETRY_BACKOFF_MAX)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _close_db_connections() -> None:
+    # A provider call takes 10 s to minutes; holding a database connection through it would let a
+    # pool of waiting jobs exhaust the server's connections. Django reconnects on next use.
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+def _soft_time_limit_in(exc: BaseException) -> bool:
+    # HTTP clients may wrap the exception Celery raises at the soft limit in their own error.
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SoftTimeLimitExceeded):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _make_picture(instance: ImageGeneratingMixin, token: uuid.UUID) -> None:
+    try:
+        _generate_and_store(instance, token)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        if _soft_time_limit_in(exc):
+            raise SoftTimeLimitExceeded() from exc
+        raise
+
+
+def _generate_and_store(instance: ImageGeneratingMixin, token: uuid.UUID) -> None:
+    prompt = instance.get_image_prompt()
+    if not prompt:
+        raise EmptyPromptError()
+    width, height = parse_size(app_settings.SIZE)
+    request = ImageRequest(
+        prompt=prompt,
+        width=width,
+        height=height,
+        quality=app_settings.QUALITY,
+        reference=instance.image_reference,
+    )
+    backend = get_backend()
+    _close_db_connections()
+    result = backend.generate(request)
+    image = validate_image(result.content, declared_type=result.content_type)
+    name = f"{instance.pk}-{token.hex[:12]}.{image.extension}"
+    services.set_image_and_notify(
+        instance, ContentFile(image.content, name=name), token=token, image=result
+    )
+    logger.info(
+        "Image made for %s by %s (%d bytes, cost %s)",
+        instance.image_reference,
+        result.model or type(backend).__name__,
+        len(image.content),
+        result.cost,
+    )
+
+
+@shared_task(bind=True, name=WORKFLOW, pydantic=True)
+def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
+    """Make and store the picture for ``job``; return ``job:<channel>:page_images.generate``."""
+    model = apps.get_model(job.label)
+    if not issubclass(model, ImageGeneratingMixin):
+        logger.error("Refused an image job for %s, which does not use the mixin", job.label)
+        return tracking_string(job.label.lower())
+    pk = model._meta.pk.to_python(job.pk)
+    channel = model._meta.label_lower
+    if not services.touch_claim(model, pk, job.token):
+        logger.info("Image job for %s:%s no longer holds its claim; skipped", channel, pk)
+        return tracking_string(channel)
+
+    retrying = False
+    instance: ImageGeneratingMixin | None = None
+
+    def fail(message: str, error: BaseException | None) -> None:
+        services.fail_generation(model, pk, job.token, message, error, instance=instance)
+
+    try:
+        instance = model._base_manager.get(pk=pk)
+        channel = instance.get_image_channel()
+        _make_picture(instance, job.token)
+    except model.DoesNotExist:
+        logger.info("Image job for %s:%s: the record was deleted", channel, pk)
+    except StaleClaimError:
+        logger.info(
+            "Image job for %s:%s lost its claim while running; picture discarded", channel, pk
+        )
+    except TransientGenerationError as exc:
+        if self.request.retries < app_settings.MAX_RETRIES:
+            retrying = True
+            countdown = retry_countdown(self.request.retries)
+            logger.warning(
+                "Image job for %s:%s will retry in %.1fs: %s", channel, pk, countdown, exc
+            )
+            try:
+                raise self.retry(exc=exc, countdown=countdown, max_retries=app_settings.MAX_RETRIES)
+            except Retry:
+                raise
+            except Exception as retry_error:  # the retry could not be queued
+                retrying = False
+                logger.exception("Image job for %s:%s could not schedule its retry", channel, pk)
+                fail(exc.user_message, retry_error)
+        else:
+            logger.warning("Image job for %s:%s gave up after retries: %s", channel, pk, exc)
+            fail(exc.user_message, exc)
+    except GenerationError as exc:
+        logger.warning("Image job for %s:%s failed: %s", channel, pk, exc)
+        fail(exc.user_message, exc)
+    except EmptyPromptError as exc:
+        fail(str(exc), exc)
+    except SoftTimeLimitExceeded as exc:
+        logger.warning("Image job for %s:%s hit its soft time limit", channel, pk)
+        fail(TIME_LIMIT_MESSAGE, exc)
+    except Exception as exc:
+        logger.exception("Image job for %s:%s failed unexpectedly", channel, pk)
+        fail(UNEXPECTED_MESSAGE, exc)
+        raise
+    finally:
+        # The safety net: whatever path was taken, a job that is not being retried never leaves
+        # its claim behind. A no-op when the claim was already released above.
+        if not retrying:
+            fail(UNEXPECTED_MESSAGE, None)
+    return tracking_string(channel)

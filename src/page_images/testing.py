@@ -1,0 +1,366 @@
+"""A fake image provider for tests: a real HTTP server on 127.0.0.1 speaking the OpenAI images API.
+
+Why a server and not a mock: the claim "generation works" covers LiteLLM's request building, the
+OpenAI SDK's HTTP client, its error mapping and our safe download, and only real HTTP exercises
+them. Point ``LiteLLMBackend`` at :attr:`FakeImageProvider.api_base` and LiteLLM runs unchanged.
+Tell it how to answer with :meth:`FakeImageProvider.push` (one answer per call, in order) or
+:attr:`FakeImageProvider.default`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from PIL import Image
+
+__all__ = ["Behaviour", "FakeImageProvider", "ReceivedRequest", "Respond", "png_bytes"]
+
+_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+def png_bytes(
+    width: int = 64, height: int = 64, color: tuple[int, int, int] = (200, 80, 40)
+) -> bytes:
+    """A real PNG, because the code under test decodes what it receives and must not be fooled."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _prompt_png(prompt: str, size: tuple[int, int]) -> bytes:
+    # Colour from the prompt: a test can tell which request an image answered.
+    digest = hashlib.sha256(prompt.encode()).digest()
+    return png_bytes(size[0], size[1], (digest[0], digest[1], digest[2]))
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One generation request as it arrived, so tests assert on what LiteLLM really sent."""
+
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def prompt(self) -> str:
+        return str(self.body.get("prompt", ""))
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How to answer one generation call; frozen so one value can be pushed many times."""
+
+    kind: str  # "b64", "url" or "error"
+    status: int = 200
+    content: bytes | None = None
+    error: dict[str, Any] | None = None
+    content_type: str = "image/png"
+    redirect_to: str | None = None
+    drip: tuple[int, float] | None = None
+    hang: float = 0.0
+
+
+class Respond:
+    """The provider's answers by name, so a test reads as the failure it is about."""
+
+    @staticmethod
+    def b64(content: bytes | None = None) -> Behaviour:
+        """200 with ``b64_json``: the prompt's own PNG, or ``content``."""
+        return Behaviour("b64", content=content)
+
+    @staticmethod
+    def url(
+        content: bytes | None = None,
+        content_type: str = "image/png",
+        status: int = 200,
+        redirect_to: str | None = None,
+        drip: tuple[int, float] | None = None,
+    ) -> Behaviour:
+        """200 with a ``url``; ``content_type``, ``status``, ``redirect_to`` and ``drip`` (chunk
+        size, seconds between chunks) shape the file answer, where the download's defences live."""
+        return Behaviour(
+            "url",
+            status=status,
+            content=content,
+            content_type=content_type,
+            redirect_to=redirect_to,
+            drip=drip,
+        )
+
+    @staticmethod
+    def error(
+        status: int, message: str, *, code: str | None = None, type: str = "invalid_request_error"
+    ) -> Behaviour:
+        """OpenAI's error body, which is what the SDK maps to its exception classes."""
+        body = {"error": {"message": message, "type": type, "param": None, "code": code}}
+        return Behaviour("error", status=status, error=body)
+
+    @staticmethod
+    def rate_limited() -> Behaviour:
+        return Respond.error(
+            429, "Rate limit reached for images.", code="rate_limit_exceeded", type="requests"
+        )
+
+    @staticmethod
+    def server_error() -> Behaviour:
+        return Respond.error(
+            500, "The server had an error processing your request.", type="server_error"
+        )
+
+    @staticmethod
+    def unavailable() -> Behaviour:
+        return Respond.error(503, "The engine is currently overloaded.", type="server_error")
+
+    @staticmethod
+    def content_policy() -> Behaviour:
+        return Respond.error(
+            400,
+            "Your request was rejected as a result of our safety system.",
+            code="content_policy_violation",
+            type="image_generation_user_error",
+        )
+
+    @staticmethod
+    def bad_api_key() -> Behaviour:
+        return Respond.error(401, "Incorrect API key provided.", code="invalid_api_key")
+
+    @staticmethod
+    def hang(seconds: float) -> Behaviour:
+        """Answer like :meth:`b64` after ``seconds``; ``stop()`` ends the wait: no slow teardown."""
+        return Behaviour("b64", hang=seconds)
+
+    @staticmethod
+    def bad_bytes() -> Behaviour:
+        return Behaviour("b64", content=b"this is not an image")
+
+    @staticmethod
+    def oversize(n_bytes: int) -> Behaviour:
+        """A PNG header then junk, longer than ``n_bytes``: size limits must act before decoding."""
+        return Behaviour("b64", content=png_bytes(8, 8) + b"\0" * n_bytes)
+
+
+@dataclass
+class _State:
+    queue: list[Behaviour] = field(default_factory=list)
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    files: dict[str, tuple[bytes, Behaviour]] = field(default_factory=dict)
+    file_requests: int = 0
+    connections: set[socket.socket] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up mid-answer is what timeout tests do on purpose: not worth a traceback.
+        if not isinstance(sys.exc_info()[1], (*_DISCONNECTS, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class FakeImageProvider:
+    """``with FakeImageProvider() as provider:`` serves on ``provider.api_base`` in the block."""
+
+    def __init__(self, *, image_size: tuple[int, int] = (64, 64), latency: float = 0.0) -> None:
+        self.image_size = image_size
+        self.latency = latency
+        self.default: Behaviour = Respond.b64()
+        self._state = _State()
+        self._server: _Server | None = None
+        self._url: str | None = None
+
+    def start(self) -> FakeImageProvider:
+        handler = type("Handler", (_Handler,), {"owner": self})
+        self._state.stopping.clear()
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self._url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        # A short poll interval: every test tears a provider down, and stop() waits one poll.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Wake hanging answers and cut kept-alive connections, so teardown never waits on them."""
+        self._state.stopping.set()
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        with self._state.lock:
+            connections = list(self._state.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+
+    def __enter__(self) -> FakeImageProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("FakeImageProvider is not started")
+        return self._url
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        with self._state.lock:
+            return list(self._state.requests)
+
+    @property
+    def generation_calls(self) -> int:
+        return len(self.requests)
+
+    @property
+    def file_requests(self) -> int:
+        with self._state.lock:
+            return self._state.file_requests
+
+    def push(self, *behaviours: Behaviour) -> None:
+        with self._state.lock:
+            self._state.queue.extend(behaviours)
+
+    def reset(self) -> None:
+        """Back to a fresh provider without a new port, for a fixture shared by several tests."""
+        with self._state.lock:
+            self._state.queue.clear()
+            self._state.requests.clear()
+            self._state.files.clear()
+            self._state.file_requests = 0
+        self.default = Respond.b64()
+        self.latency = 0.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeImageProvider
+    protocol_version = "HTTP/1.1"  # keep-alive, as the OpenAI SDK's pooled client expects
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # test output is for the tests
+
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._state.lock:
+            self.owner._state.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.owner._state.lock:
+            self.owner._state.connections.discard(self.connection)
+        super().finish()
+
+    def do_POST(self) -> None:
+        state = self.owner._state
+        if urlsplit(self.path).path.rstrip("/") != "/v1/images/generations":
+            return self._error(404, "Not found")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            return self._error(400, "The body must be a JSON object")
+        request = ReceivedRequest(self.path, parsed, dict(self.headers.items()))
+        with state.lock:
+            state.requests.append(request)
+            behaviour = state.queue.pop(0) if state.queue else self.owner.default
+        delay = self.owner.latency + behaviour.hang
+        if delay > 0:
+            state.stopping.wait(delay)
+        if state.stopping.is_set():
+            self.close_connection = True  # the client sees a disconnect, not a wait
+            return None
+        if behaviour.kind == "error":
+            return self._send(behaviour.status, json.dumps(behaviour.error).encode())
+        content = behaviour.content
+        if content is None:
+            content = _prompt_png(request.prompt, self.owner.image_size)
+        item: dict[str, Any] = {"revised_prompt": request.prompt}
+        if behaviour.kind == "url":
+            name = f"{uuid.uuid4()}.png"
+            with state.lock:
+                state.files[name] = (content, behaviour)
+            item["url"] = f"{self.owner.url}/files/{name}"
+        else:
+            item["b64_json"] = base64.b64encode(content).decode()
+        usage = {
+            "input_tokens": 10,
+            "output_tokens": 100,
+            "total_tokens": 110,
+            "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+        }
+        answer = {"created": int(time.time()), "data": [item], "usage": usage}
+        return self._send(200, json.dumps(answer).encode())
+
+    def do_GET(self) -> None:
+        state = self.owner._state
+        path = urlsplit(self.path).path
+        with state.lock:
+            served = state.files.get(path[len("/files/") :]) if path.startswith("/files/") else None
+            if served is not None:
+                state.file_requests += 1
+        if served is None:
+            return self._error(404, "Not found")
+        content, behaviour = served
+        if behaviour.redirect_to:
+            return self._send(302, b"", "text/plain", {"Location": behaviour.redirect_to})
+        if not behaviour.drip:
+            return self._send(behaviour.status, content, behaviour.content_type)
+        chunk, interval = max(behaviour.drip[0], 1), behaviour.drip[1]
+        self.close_connection = True  # a drip may end early; never reuse its connection
+        try:
+            self._head(behaviour.status, len(content), behaviour.content_type)
+            for start in range(0, len(content), chunk):
+                if start and state.stopping.wait(interval):
+                    return None
+                self.wfile.write(content[start : start + chunk])
+                self.wfile.flush()
+        except _DISCONNECTS:
+            pass
+        return None
+
+    def _error(self, status: int, message: str) -> None:
+        self._send(status, json.dumps(Respond.error(status, message).error).encode())
+
+    def _head(
+        self, status: int, length: int, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            self._head(status, len(body), content_type, headers)
+            self.wfile.write(body)
+        except _DISCONNECTS:
+            self.close_connection = True

@@ -1,0 +1,16 @@
+"""``path("page-images/", include("page_images.urls"))``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from page_images import views
+from page_images.events.stream import event_stream
+
+app_name = "page_images"
+
+urlpatterns = [
+    path("generate/", views.trigger, name="trigger"),
+    path("fragment/", views.fragment, name="fragment"),
+    path("events/", event_stream, name="events"),
+]

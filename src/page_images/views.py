@@ -1,0 +1,124 @@
+"""The trigger view (the chip's POST) and the fragment view (a container's re-fetch).
+
+The trigger view only validates and claims: the job runs in a worker, so the request costs a few
+milliseconds however long the provider takes. It answers htmx with the container's new HTML,
+whatever happened, including refusals, so the editor reads the reason where they clicked; a plain
+POST (no JavaScript) gets a redirect back. Every refusal is a 4xx with no job queued, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from page_images import ratelimit
+from page_images.exceptions import EmptyPromptError, EnqueueError
+from page_images.permissions import can_generate
+from page_images.references import BadReference, RecordNotFound, load_record
+from page_images.rendering import container_context
+from page_images.services import request_generation
+
+if TYPE_CHECKING:
+    from page_images.models import ImageGeneratingMixin
+
+#: A trigger POST holds a CSRF token, a reference and a path: anything bigger is not from our chip.
+MAX_BODY_BYTES = 4096
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _container(
+    request: HttpRequest, instance: ImageGeneratingMixin, status: int, message: str = ""
+) -> HttpResponse:
+    html = render_to_string(
+        "page_images/container.html", container_context(request, instance, message=message), request
+    )
+    return HttpResponse(html, status=status)
+
+
+def _refusal(status: int, message: str) -> HttpResponse:
+    # No record to draw (bad or stale reference): a container-shaped message in the chip's place.
+    html = format_html(
+        '<div class="page-images page-images-refused" role="alert">{}</div>', message
+    )
+    return HttpResponse(html, status=status)
+
+
+def _back(request: HttpRequest) -> HttpResponseRedirect:
+    for candidate in (request.POST.get("next"), request.headers.get("Referer")):
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return HttpResponseRedirect(candidate)
+    return HttpResponseRedirect("/")
+
+
+def _answer(
+    request: HttpRequest, instance: ImageGeneratingMixin | None, status: int, message: str = ""
+) -> HttpResponse:
+    if _is_htmx(request):
+        if instance is None:
+            return _refusal(status, message)
+        return _container(request, instance, status, message)
+    if message and apps.is_installed("django.contrib.messages"):
+        messages.add_message(
+            request, messages.INFO if status < 400 else messages.ERROR, message, fail_silently=True
+        )
+    return _back(request)
+
+
+@require_POST
+def trigger(request: HttpRequest) -> HttpResponse:
+    """Claim the record and queue its job; answer with the container in its new state."""
+    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+        return _refusal(400, _("The request was too large."))
+    if not request.user.is_authenticated and not _is_htmx(request):
+        return redirect_to_login(request.POST.get("next") or "/")
+    try:
+        instance = load_record(request.POST.get("ref", ""))
+    except BadReference:
+        return _answer(request, None, 400, _("This button is out of date. Reload the page."))
+    except RecordNotFound:
+        return _answer(request, None, 404, _("This record no longer exists."))
+    if not can_generate(request.user, instance):
+        return _answer(request, instance, 403, _("You may not generate an image for this record."))
+    if not ratelimit.allow(request.user):
+        return _answer(
+            request, instance, 429, _("Too many images requested. Wait a minute and try again.")
+        )
+    try:
+        request_generation(instance, user=request.user)
+    except EmptyPromptError as exc:
+        return _answer(request, instance, 400, str(exc))
+    except EnqueueError as exc:
+        return _answer(request, instance, 503, str(exc))
+    return _answer(request, instance, 200)
+
+
+@never_cache
+@require_GET
+def fragment(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    """One container's current HTML, re-fetched when its record changes (or while polling).
+
+    Anyone holding the signed reference may read it: it is only ever rendered into pages that
+    showed the same state. The chip inside appears only for users who may generate.
+    """
+    try:
+        instance = load_record(request.GET.get("ref", ""))
+    except BadReference:
+        return _refusal(400, _("This image is out of date. Reload the page."))
+    except RecordNotFound:
+        return _refusal(404, _("This record no longer exists."))
+    return _container(request, instance, 200)

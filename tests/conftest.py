@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from celery.signals import before_task_publish
+
+from page_images.testing import FakeImageProvider
+from tests import machine
+from tests.celery_app import app as _test_app  # noqa: F401  (the current app: memory://, never a real broker by accident)
+from tests.testapp.models import Page, Poster, Story
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    return [f"page_images: database={engine}, CI={machine.CI}"]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Under CI a skipped test is a test that proved nothing: fail the run and say which.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if machine.CI and skipped:
+        reporter.write_line(f"CI=true: {len(skipped)} skipped test(s) count as failures.", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def story(db: None) -> Story:
+    return Story.objects.create(title="The fox", channel="fox-channel")
+
+
+@pytest.fixture
+def make_page(story: Story) -> Callable[..., Page]:
+    def make(text: str = "A red fox jumps over a sleeping dog at dawn", **fields: Any) -> Page:
+        return Page.objects.create(story=story, image_text=text, **fields)
+
+    return make
+
+
+@pytest.fixture
+def page(make_page: Callable[..., Page]) -> Page:
+    return make_page()
+
+
+@pytest.fixture
+def poster(db: None) -> Poster:
+    return Poster.objects.create(headline="Harvest fair", mood="sunny")
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeImageProvider]:
+    with FakeImageProvider(image_size=(64, 64)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def litellm_settings(settings: Any, provider: FakeImageProvider) -> dict[str, Any]:
+    """PAGE_IMAGES for the real LiteLLM backend pointed at the fake provider."""
+    settings.PAGE_IMAGES = {
+        "BACKEND": "page_images.backends.litellm.LiteLLMBackend",
+        "OPTIONS": {
+            "model": "openai/gpt-image-1",
+            "api_base": provider.api_base,
+            "api_key": "sk-test-not-a-key",
+            "timeout": 3,
+        },
+        "SIZE": "64x64",
+        "ALLOW_LOOPBACK_DOWNLOADS": True,
+        "DOWNLOAD_TIMEOUT": 3,
+        "RETRY_BACKOFF": 0.05,
+        "RETRY_BACKOFF_MAX": 0.1,
+        "MAX_RETRIES": 2,
+    }
+    return settings.PAGE_IMAGES
+
+
+@contextmanager
+def celery_app(broker_url: str) -> Iterator[Celery]:
+    """A Celery app made current for the duration, on its own queue.
+
+    ``shared_task`` resolves to the current app at call time, exactly as in a host project.
+    """
+    from celery import _state
+
+    previous = _state.get_current_app()
+    app = Celery(
+        f"page_images_test_{uuid.uuid4().hex[:8]}",
+        broker=broker_url,
+        include=["page_images.tasks"],
+        set_as_current=True,
+    )
+    app.conf.update(
+        task_default_queue=f"page_images_test_{uuid.uuid4().hex}",
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        worker_hijack_root_logger=False,
+        task_ignore_result=True,
+    )
+    app.set_default()
+    app.loader.import_default_modules()
+    try:
+        yield app
+    finally:
+        previous.set_current()
+        previous.set_default()
+        app.close()
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        return machine.redis_url()
+    return "memory://"
+
+
+@pytest.fixture(scope="module")
+def worker(broker_url: str) -> Iterator[Celery]:
+    """A real Celery worker (threads pool) consuming from a real broker, in this process.
+
+    One per test module and broker: starting and stopping one costs seconds.
+    """
+    with (
+        celery_app(broker_url) as app,
+        start_worker(
+            app,
+            pool="threads",
+            concurrency=4,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=10,
+        ),
+    ):
+        yield app
+
+
+@pytest.fixture
+def published() -> Iterator[list[dict[str, Any]]]:
+    """Every task message really handed to a broker during the test (Celery's own signal)."""
+    messages: list[dict[str, Any]] = []
+
+    def record(
+        sender: str | None = None, headers: Any = None, routing_key: str = "", **kwargs: Any
+    ) -> None:
+        messages.append({"task": sender, "headers": headers, "routing_key": routing_key})
+
+    before_task_publish.connect(record, weak=False)
+    yield messages
+    before_task_publish.disconnect(record)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy; fail with the last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value:
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout}s waiting for {predicate}", pytrace=False)
+        time.sleep(interval)
+        value = predicate()
+    return value
+
+
+def settled(instance: Any) -> Callable[[], Any]:
+    """A predicate for wait_for: the record's job has ended (it is no longer generating)."""
+
+    def check() -> Any:
+        instance.refresh_from_db()
+        return not instance.image_generating
+
+    return check
+
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture
+def editor(django_user_model: Any) -> Any:
+    """A user with the change permission on pages and posters."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("editor", password="pw")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["change_page", "change_poster"])
+    )
+    return django_user_model.objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def reader(django_user_model: Any) -> Any:
+    """A logged-in user without any permission."""
+    return django_user_model.objects.create_user("reader", password="pw")

@@ -1,0 +1,139 @@
+"""LiteLLMBackend against the real LiteLLM and the fake provider over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+
+from page_images.backends.base import (
+    ContentPolicyError,
+    GenerationTimeoutError,
+    ImageRequest,
+    InvalidImageError,
+    PermanentGenerationError,
+    ProviderAuthenticationError,
+    TransientGenerationError,
+)
+from page_images.backends.litellm import LiteLLMBackend, import_litellm, map_error, provider_text
+from page_images.exceptions import MissingDependencyError
+from page_images.testing import Respond, png_bytes
+
+REQUEST = ImageRequest("A red fox at dawn", width=64, height=64, quality="low")
+
+
+@pytest.fixture
+def backend(provider, settings):
+    settings.PAGE_IMAGES = {"ALLOW_LOOPBACK_DOWNLOADS": True, "DOWNLOAD_TIMEOUT": 3}
+    return LiteLLMBackend(
+        model="openai/gpt-image-1", api_base=provider.api_base, api_key="sk-test", timeout=2
+    )
+
+
+def test_base64_answer_with_cost(backend, provider):
+    result = backend.generate(REQUEST)
+    assert result.content.startswith(b"\x89PNG")
+    assert result.model == "openai/gpt-image-1"
+    assert isinstance(result.cost, Decimal)
+    assert result.revised_prompt == REQUEST.prompt
+    (call,) = provider.requests
+    assert call.body == {
+        "model": "gpt-image-1",
+        "prompt": REQUEST.prompt,
+        "size": "64x64",
+        "quality": "low",
+        "n": 1,
+    }
+    assert call.headers.get("Authorization", call.headers.get("authorization")) == "Bearer sk-test"
+
+
+def test_url_answer_is_fetched_safely(backend, provider):
+    provider.push(Respond.url(content=png_bytes(10, 10)))
+    result = backend.generate(REQUEST)
+    assert result.content == png_bytes(10, 10)
+    assert result.content_type == "image/png"
+
+
+def test_url_answer_to_a_private_address_is_refused(backend, provider):
+    provider.push(Respond.url(redirect_to="http://169.254.169.254/latest/meta-data"))
+    with pytest.raises(InvalidImageError):
+        backend.generate(REQUEST)
+
+
+def test_url_answer_needs_loopback_permission(backend, provider, settings):
+    settings.PAGE_IMAGES = {}
+    provider.push(Respond.url())
+    with pytest.raises(InvalidImageError):
+        backend.generate(REQUEST)
+    assert provider.file_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (Respond.rate_limited(), TransientGenerationError),
+        (Respond.server_error(), TransientGenerationError),
+        (Respond.unavailable(), TransientGenerationError),
+        (Respond.content_policy(), ContentPolicyError),
+        (Respond.bad_api_key(), ProviderAuthenticationError),
+        (Respond.error(400, "Invalid size"), PermanentGenerationError),
+        (Respond.error(404, "No such model"), PermanentGenerationError),
+        (Respond.hang(10), GenerationTimeoutError),
+    ],
+)
+def test_errors_are_mapped(backend, provider, answer, error):
+    provider.push(answer)
+    with pytest.raises(error) as caught:
+        backend.generate(REQUEST)
+    assert caught.value.user_message
+    if error is PermanentGenerationError:
+        assert not isinstance(caught.value, (ContentPolicyError, ProviderAuthenticationError))
+    assert provider.generation_calls == 1, "LiteLLM must not retry on its own"
+
+
+def test_connection_refused_is_transient(settings):
+    backend = LiteLLMBackend(
+        model="openai/gpt-image-1", api_base="http://127.0.0.1:9/v1", api_key="k", timeout=2
+    )
+    with pytest.raises(TransientGenerationError):
+        backend.generate(REQUEST)
+
+
+def test_content_policy_message_carries_the_provider_sentence(backend, provider):
+    provider.push(Respond.content_policy())
+    with pytest.raises(ContentPolicyError) as caught:
+        backend.generate(REQUEST)
+    assert caught.value.user_message.endswith("rejected as a result of our safety system.")
+
+
+def test_answers_without_an_image():
+    backend = LiteLLMBackend(model="m")
+    with pytest.raises(PermanentGenerationError, match="without an image"):
+        backend._result(SimpleNamespace(data=[]))
+    with pytest.raises(PermanentGenerationError, match="without an image"):
+        backend._result(SimpleNamespace(data=[SimpleNamespace(b64_json=None, url=None)]))
+    with pytest.raises(InvalidImageError):
+        backend._result(SimpleNamespace(data=[SimpleNamespace(b64_json="%%%not base64", url=None)]))
+    ok = backend._result(
+        SimpleNamespace(data=[SimpleNamespace(b64_json=base64.b64encode(b"x").decode())])
+    )
+    assert (ok.content, ok.cost) == (b"x", None)
+
+
+def test_provider_text_strips_litellm_prefixes():
+    error = Exception("litellm.BadRequestError: OpenAIException - Error code: 400 - Bad size.")
+    assert provider_text(error) == "Bad size."
+
+
+def test_other_exceptions_pass_through_unchanged():
+    bug = ZeroDivisionError()
+    assert map_error(bug) is bug
+
+
+def test_missing_litellm_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "litellm", None)
+    with pytest.raises(MissingDependencyError, match=r"django-page-images\[litellm\]"):
+        import_litellm()

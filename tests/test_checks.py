@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import pytest
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from page_images.checks import _check_model, check_models, check_settings
+from tests.testapp.models import Page, Poster
+
+
+def ids(settings_value=None, **overrides):
+    with override_settings(PAGE_IMAGES=settings_value, **overrides):
+        return sorted({message.id for message in check_settings() if not message.is_silenced()})
+
+
+def test_the_test_settings_are_clean():
+    assert [m for m in check_settings() if not m.is_silenced()] == []
+    assert check_models() == []
+
+
+def test_registered_with_django():
+    with override_settings(PAGE_IMAGES={"SIZE": "huge"}):
+        assert "page_images.E004" in {m.id for m in run_checks()}
+        with pytest.raises(SystemCheckError, match=r"page_images\.E004"):
+            call_command("check")
+
+
+def test_not_a_dict():
+    assert ids(["BACKEND"]) == ["page_images.E001"]
+
+
+def test_unknown_keys_are_named():
+    with override_settings(PAGE_IMAGES={"BACKEN": "x", "SIZES": "1x1"}):
+        (message,) = [m for m in check_settings() if not m.is_silenced()]
+    assert message.id == "page_images.E002"
+    assert "BACKEN, SIZES" in message.msg
+
+
+def test_backend_that_does_not_import():
+    with override_settings(PAGE_IMAGES={"BACKEND": "nowhere.Backend"}):
+        (message,) = [m for m in check_settings() if not m.is_silenced()]
+    assert message.id == "page_images.E003"
+    assert "PAGE_IMAGES['BACKEND'] = 'nowhere.Backend'" in message.msg
+
+
+def test_backend_that_is_not_a_backend():
+    assert ids({"BACKEND": "django.db.models.Model"}) == ["page_images.E003"]
+
+
+def test_bad_size():
+    assert ids({"SIZE": "big"}) == ["page_images.E004"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"MAX_BYTES": 0}, {"CLAIM_TIMEOUT": "soon"}, {"MAX_RETRIES": -1}, {"DOWNLOAD_TIMEOUT": True}],
+)
+def test_numbers_must_be_positive(value):
+    assert ids(value) == ["page_images.E005"]
+
+
+def test_claim_timeout_must_outlive_the_task():
+    assert ids({"CLAIM_TIMEOUT": 100, "TASK_TIME_LIMIT": 100, "TASK_SOFT_TIME_LIMIT": 50}) == [
+        "page_images.E006"
+    ]
+    assert ids({"TASK_SOFT_TIME_LIMIT": 400, "TASK_TIME_LIMIT": 300}) == ["page_images.E006"]
+
+
+@pytest.mark.parametrize("formats", [["GIF"], [], "PNG", ["PNG", "SVG"]])
+def test_formats(formats):
+    assert ids({"ALLOWED_FORMATS": formats}) == ["page_images.E007"]
+
+
+def test_options_must_suit_the_backend():
+    assert ids({"OPTIONS": []}) == ["page_images.E008"]
+    assert ids({"OPTIONS": {"colour": "red"}}) == ["page_images.E030"]
+    assert ids({"BACKEND": "tests.backends.StrictBackend", "OPTIONS": {"color": "red"}}) == [
+        "page_images.E008"
+    ]
+
+
+def test_litellm_backend_needs_a_model():
+    assert ids({"BACKEND": "page_images.backends.litellm.LiteLLMBackend"}) == ["page_images.E021"]
+
+
+def test_litellm_backend_owns_retries_and_size():
+    value = {
+        "BACKEND": "page_images.backends.litellm.LiteLLMBackend",
+        "OPTIONS": {"model": "openai/gpt-image-1", "max_retries": 5, "size": "1x1"},
+    }
+    with override_settings(PAGE_IMAGES=value):
+        (message,) = check_settings()
+    assert message.id == "page_images.E022"
+    assert "max_retries, size" in message.msg
+
+
+def test_litellm_response_format_warning():
+    value = {
+        "BACKEND": "page_images.backends.litellm.LiteLLMBackend",
+        "OPTIONS": {"model": "openai/gpt-image-1", "response_format": "url"},
+    }
+    assert ids(value) == ["page_images.W020"]
+
+
+def test_local_backend_warns_outside_debug(settings):
+    del settings.PAGE_IMAGES
+    settings.SILENCED_SYSTEM_CHECKS = []
+    settings.DEBUG = False
+    assert [m.id for m in check_settings()] == ["page_images.W001"]
+    settings.DEBUG = True
+    assert check_settings() == []
+
+
+def test_loopback_downloads_warn_outside_debug():
+    assert ids({"ALLOW_LOOPBACK_DOWNLOADS": True}, DEBUG=False) == ["page_images.W002"]
+
+
+def test_model_checks(monkeypatch):
+    assert _check_model(Page) == []
+    assert _check_model(Poster) == []
+    monkeypatch.setattr(Page, "image_field_name", "image_text")
+    monkeypatch.setattr(Page, "image_prompt_field", "nope")
+    assert sorted(m.id for m in _check_model(Page)) == ["page_images.E010", "page_images.E012"]
+    monkeypatch.setattr(Page, "image_prompt_field", None)
+    assert "page_images.E011" in {m.id for m in _check_model(Page)}
+
+
+def test_notifier_and_permission_must_import():
+    assert ids({"NOTIFIER": "nowhere.notify"}) == ["page_images.E009"]
+    assert ids({"NOTIFIER": "page_images.conf.SETTING_NAME"}) == ["page_images.E009"]
+    assert ids({"PERMISSION": "nowhere.allow"}) == ["page_images.E013"]
+    assert ids({"PERMISSION": "tests.test_views.only_alice"}) == []
+
+
+def test_rate_limit_format():
+    assert ids({"RATE_LIMIT": "lots"}) == ["page_images.E014"]
+    assert ids({"RATE_LIMIT": None}) == []
+    assert ids({"POLL_INTERVAL": 0}) == ["page_images.E005"]

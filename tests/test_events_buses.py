@@ -1,0 +1,567 @@
+"""The event buses and the hub, against the real things: threads, processes, files and Redis.
+
+The Redis outage test runs its own redis-server on a free port and SIGKILLs it; the machine's
+Redis on 6379 is only ever used with a channel of the test's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import redis
+
+from page_images import events
+from page_images.events import check_events, get_bus, notify, publish
+from page_images.events.base import RESYNC, EventBus
+from page_images.events.files import FileBus
+from page_images.events.hub import Hub, get_hub
+from page_images.events.memory import InProcessBus
+from page_images.events.redis import RedisBus
+from tests import machine
+from tests.testapp.models import Page
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+    from pathlib import Path
+
+TIMEOUT = 5.0
+
+
+class Listening:
+    """Runs ``bus.listen()`` in a task and queues what it yields, as the hub would."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+        self.items: asyncio.Queue[str] = asyncio.Queue()
+
+    async def __aenter__(self) -> Listening:
+        self.task = asyncio.create_task(self._run())
+        await asyncio.sleep(0)  # let listen() take its first step (register, or note the file end)
+        return self
+
+    async def _run(self) -> None:
+        async for item in self.bus.listen():
+            self.items.put_nowait(item)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    async def get(self, timeout: float = TIMEOUT) -> str:
+        return await asyncio.wait_for(self.items.get(), timeout)
+
+    async def nothing_within(self, seconds: float) -> bool:
+        await asyncio.sleep(seconds)
+        return self.items.empty()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# --- InProcessBus ---------------------------------------------------------------------------
+
+
+def test_in_process_bus_fans_out_to_every_listener():
+    bus = InProcessBus()
+
+    async def scenario() -> None:
+        async with Listening(bus) as one, Listening(bus) as two:
+            bus.publish("testapp.page:1")
+            assert await one.get() == "testapp.page:1"
+            assert await two.get() == "testapp.page:1"
+
+    run(scenario())
+
+
+def test_in_process_bus_delivers_a_publish_from_another_thread_promptly():
+    bus = InProcessBus()
+
+    async def scenario() -> float:
+        async with Listening(bus) as listening:
+            started = time.monotonic()
+            thread = threading.Thread(target=bus.publish, args=("testapp.page:2",))
+            thread.start()
+            # The loop is asleep in queue.get(): only call_soon_threadsafe wakes it.
+            assert await listening.get(timeout=1.0) == "testapp.page:2"
+            thread.join()
+            return time.monotonic() - started
+
+    assert run(scenario()) < 1.0
+
+
+def test_in_process_bus_forgets_listeners_that_stopped():
+    bus = InProcessBus()
+
+    async def scenario() -> None:
+        async with Listening(bus):
+            assert len(bus._listeners) == 1
+        assert len(bus._listeners) == 0
+
+    run(scenario())
+    bus.publish("testapp.page:3")  # no listener, no loop: nothing to do, nothing raised
+
+
+# --- RedisBus against the machine's Redis -----------------------------------------------------
+
+
+def unique_channel() -> str:
+    return f"page_images_test_{uuid.uuid4().hex[:12]}"
+
+
+async def wait_subscribed(url: str, channel_name: str, timeout: float = TIMEOUT) -> None:
+    """Until the server itself counts a subscriber: publishing earlier would be lost."""
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(redis.ConnectionError):
+                if dict(client.pubsub_numsub(channel_name)).get(channel_name.encode()):
+                    return
+            if time.monotonic() > deadline:
+                pytest.fail(f"no subscriber on {channel_name} after {timeout}s", pytrace=False)
+            await asyncio.sleep(0.02)
+    finally:
+        client.close()
+
+
+@pytest.mark.redis
+def test_redis_bus_carries_publish_to_listen_across_clients():
+    url = machine.redis_url()
+    channel = unique_channel()
+    listener_bus = RedisBus(url=url, channel=channel)
+    # A second instance publishes, as a Celery worker process would with its own bus.
+    publisher_bus = RedisBus(url=url, channel=channel)
+    other_site = RedisBus(url=url, channel=unique_channel())
+
+    async def scenario() -> None:
+        async with Listening(listener_bus) as listening:
+            await wait_subscribed(url, f"{channel}:events")
+            await asyncio.to_thread(other_site.publish, "testapp.page:99")
+            await asyncio.to_thread(publisher_bus.publish, "testapp.page:1")
+            assert await listening.get() == "testapp.page:1"  # not the other channel's, not RESYNC
+            await asyncio.to_thread(publisher_bus.publish, "testapp.page:2")
+            assert await listening.get() == "testapp.page:2"
+
+    run(scenario())
+
+
+def test_redis_bus_publish_with_no_server_logs_and_returns_quickly(caplog):
+    bus = RedisBus(url=f"redis://127.0.0.1:{free_port()}/0", channel=unique_channel())
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="page_images.events"):
+        bus.publish("testapp.page:1")
+    assert time.monotonic() - started < 1.0
+    assert "could not publish testapp.page:1" in caplog.text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class OwnRedis:
+    """A redis-server of the test's own, on a free port, that the test may kill and restart."""
+
+    def __init__(self, folder: Path) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            message = "redis-server is not installed"
+            if machine.CI:
+                pytest.fail(f"{message}, and CI=true forbids skipping", pytrace=False)
+            pytest.skip(message)
+        self.executable = executable
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+                *("--dir", str(self.folder)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                with contextlib.suppress(redis.ConnectionError):
+                    if client.ping():
+                        return
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    pytest.fail(f"redis-server did not start on port {self.port}", pytrace=False)
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no goodbye to the clients, as in a crash
+        self.process.wait(timeout=5)
+
+    def freeze(self, frozen: bool) -> None:
+        """SIGSTOP: connections stay open and nothing answers, as behind a dead network link."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=5)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.redis
+def test_redis_bus_survives_an_outage_and_resyncs(own_redis, caplog):
+    bus = RedisBus(url=own_redis.url, channel=unique_channel())
+    timings: dict[str, float] = {}
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            await wait_subscribed(own_redis.url, bus.channel_name)
+            await asyncio.to_thread(bus.publish, "testapp.page:1")
+            assert await listening.get() == "testapp.page:1"
+
+            own_redis.kill()
+            started = time.monotonic()
+            await asyncio.to_thread(bus.publish, "testapp.page:lost")  # logged, not raised
+            timings["publish_while_down"] = time.monotonic() - started
+            await asyncio.sleep(0.5)  # the listener notices and backs off
+
+            own_redis.start()
+            restarted = time.monotonic()
+            assert await listening.get(timeout=10) == RESYNC
+            timings["reconnect_after_restart"] = time.monotonic() - restarted
+
+            await asyncio.to_thread(bus.publish, "testapp.page:2")
+            assert await listening.get() == "testapp.page:2"
+            assert await listening.nothing_within(0.1)  # the lost event never turns up
+
+    with caplog.at_level(logging.WARNING, logger="page_images.events"):
+        run(scenario())
+    print(f"redis outage: {timings}")
+    assert "could not publish testapp.page:lost" in caplog.text
+    assert "lost Redis channel" in caplog.text
+    assert timings["publish_while_down"] < 1.0
+    assert timings["reconnect_after_restart"] < 3.0  # back-off is capped at 2 s
+
+
+@pytest.mark.redis
+def test_redis_bus_notices_a_server_that_stops_answering(own_redis, caplog):
+    bus = RedisBus(url=own_redis.url, channel=unique_channel())
+    bus.read_timeout, bus.ping_after, bus.pong_timeout = 0.05, 0.3, 0.3
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            await wait_subscribed(own_redis.url, bus.channel_name)
+            # Idle past ping_after: a live server's pong keeps the subscription as it is.
+            assert await listening.nothing_within(1.0)
+            own_redis.freeze(True)
+            await asyncio.sleep(1.0)  # silent for longer than ping_after + pong_timeout
+            own_redis.freeze(False)
+            assert await listening.get(timeout=10) == RESYNC
+            await asyncio.to_thread(bus.publish, "testapp.page:1")
+            assert await listening.get() == "testapp.page:1"
+
+    with caplog.at_level(logging.WARNING, logger="page_images.events"):
+        run(scenario())
+    assert "no answer from Redis" in caplog.text
+
+
+# --- FileBus --------------------------------------------------------------------------------
+
+PUBLISH_SCRIPT = """
+import sys
+from page_images.events.files import FileBus
+for reference in sys.argv[2:]:
+    FileBus(sys.argv[1]).publish(reference)
+"""
+
+
+def publish_from_another_process(path: str, *references: str) -> None:
+    subprocess.run(
+        [sys.executable, "-c", PUBLISH_SCRIPT, path, *references], check=True, timeout=30
+    )
+
+
+def test_file_bus_crosses_processes_from_the_end_of_the_file(tmp_path):
+    path = str(tmp_path / "bus")  # missing: created by whoever comes first
+    bus = FileBus(path)
+    bus.publish("testapp.page:old")  # before listening began: not replayed
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            await asyncio.to_thread(
+                publish_from_another_process, path, "testapp.page:1", "testapp.page:2"
+            )
+            assert await listening.get() == "testapp.page:1"
+            assert await listening.get() == "testapp.page:2"
+            assert await listening.nothing_within(0.3)
+
+    run(scenario())
+
+
+def test_file_bus_creates_its_folder_when_listening_first(tmp_path):
+    path = tmp_path / "not" / "yet"
+
+    async def scenario() -> None:
+        async with Listening(FileBus(str(path))) as listening:
+            assert path.is_dir()
+            FileBus(str(path)).publish("testapp.page:1")
+            assert await listening.get() == "testapp.page:1"
+
+    run(scenario())
+
+
+def test_file_bus_rotation_makes_listeners_resync(tmp_path):
+    bus = FileBus(str(tmp_path))
+    log = tmp_path / "events.log"
+    padding = b'{"ref": "testapp.page:padding"}\n'
+    log.write_bytes(padding * (FileBus.max_bytes // len(padding) + 1))  # just past 1 MiB
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            await asyncio.to_thread(publish_from_another_process, str(tmp_path), "testapp.page:1")
+            assert await listening.get() == RESYNC
+            assert await listening.get() == "testapp.page:1"  # read from the new file's start
+            await asyncio.to_thread(bus.publish, "testapp.page:2")
+            assert await listening.get() == "testapp.page:2"
+            assert await listening.nothing_within(0.3)
+
+    run(scenario())
+    assert (tmp_path / "events.log.1").stat().st_size > FileBus.max_bytes
+    assert log.stat().st_size < 100
+
+
+def test_file_bus_resyncs_when_the_file_shrinks_and_waits_for_whole_lines(tmp_path):
+    bus = FileBus(str(tmp_path))
+    log = tmp_path / "events.log"
+    bus.publish("testapp.page:0")
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            with open(log, "ab") as file:
+                file.write(b'{"ref": "testapp.page:1"')  # half a line: not yet an event
+            assert await listening.nothing_within(0.3)
+            with open(log, "ab") as file:
+                file.write(b"}\n")
+            assert await listening.get() == "testapp.page:1"
+            os.truncate(log, 0)
+            assert await listening.get() == RESYNC
+            bus.publish("testapp.page:2")
+            assert await listening.get() == "testapp.page:2"
+
+    run(scenario())
+
+
+# --- Hub ------------------------------------------------------------------------------------
+
+
+async def get(queue: asyncio.Queue[str], timeout: float = TIMEOUT) -> str:
+    return await asyncio.wait_for(queue.get(), timeout)
+
+
+def test_hub_gives_each_subscription_only_its_references():
+    bus = InProcessBus()
+    hub = Hub(bus)
+
+    async def scenario() -> None:
+        async with (
+            hub.subscription(["testapp.page:1"]) as first,
+            hub.subscription(["testapp.page:2", "testapp.page:3"]) as second,
+            hub.subscription(["testapp.page:1"]) as third,
+        ):
+            assert hub.subscriber_count == 3
+            for reference in ["testapp.page:1", "testapp.page:3", "testapp.page:9"]:
+                bus.publish(reference)
+            assert await get(first) == "testapp.page:1"
+            assert await get(third) == "testapp.page:1"
+            assert await get(second) == "testapp.page:3"
+            await asyncio.sleep(0.05)
+            assert [q.qsize() for q in (first, second, third)] == [0, 0, 0]
+            hub.dispatch(RESYNC)  # what a bus yields after an outage goes to everyone
+            assert [await get(q) for q in (first, second, third)] == [RESYNC] * 3
+        assert hub.subscriber_count == 0
+        assert hub._by_reference == {}
+
+    run(scenario())
+
+
+def test_hub_replaces_a_full_backlog_by_resync():
+    bus = InProcessBus()
+    hub = Hub(bus)
+
+    async def scenario() -> None:
+        async with hub.subscription(["testapp.page:1"]) as slow:
+            for _ in range(hub.queue_size):
+                bus.publish("testapp.page:1")
+            while not slow.full():
+                await asyncio.sleep(0.01)
+            bus.publish("testapp.page:1")  # one too many
+            while slow.full():
+                await asyncio.sleep(0.01)
+            assert slow.get_nowait() == RESYNC
+            assert slow.empty()
+            bus.publish("testapp.page:1")  # and it keeps working afterwards
+            assert await get(slow) == "testapp.page:1"
+
+    run(scenario())
+
+
+def test_hub_removes_a_cancelled_subscription():
+    hub = Hub(InProcessBus())
+
+    async def scenario() -> None:
+        inside = asyncio.Event()
+
+        async def client() -> None:
+            async with hub.subscription(["testapp.page:1"]):
+                inside.set()
+                await asyncio.sleep(3600)
+
+        task = asyncio.create_task(client())
+        await inside.wait()
+        assert hub.subscriber_count == 1
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert hub.subscriber_count == 0
+
+    run(scenario())
+
+
+class FailingOnceBus(InProcessBus):
+    """An in-process bus whose first listen() dies, as a buggy third-party bus might."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def listen(self) -> AsyncIterator[str]:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise RuntimeError("the bus broke")
+        async for reference in super().listen():
+            yield reference
+
+
+def test_hub_restarts_a_failed_listener_and_resyncs(caplog):
+    bus = FailingOnceBus()
+    hub = Hub(bus)
+
+    async def scenario() -> None:
+        async with hub.subscription(["testapp.page:1"]) as queue:
+            assert await get(queue) == RESYNC  # after the restart: events may have been missed
+            bus.publish("testapp.page:1")
+            assert await get(queue) == "testapp.page:1"
+
+    with caplog.at_level(logging.ERROR, logger="page_images.events"):
+        run(scenario())
+    assert "the event bus listener failed" in caplog.text
+
+
+# --- get_bus, publish, notify, get_hub, checks ----------------------------------------------
+
+
+def test_get_bus_is_cached_and_rebuilt_when_the_setting_changes(settings):
+    first = get_bus()
+    assert isinstance(first, InProcessBus)
+    assert get_bus() is first
+    settings.PAGE_IMAGES = {
+        **settings.PAGE_IMAGES,
+        "EVENTS": {"BACKEND": "page_images.events.files.FileBus", "OPTIONS": {"path": "/tmp/x"}},
+    }
+    assert isinstance(get_bus(), FileBus)
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "EVENTS": None}
+    assert get_bus() is None
+    publish("testapp.page:1")  # no bus: a no-op
+
+
+def test_publish_never_raises_even_with_a_broken_setting(settings, caplog):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "EVENTS": {"BACKEND": "no.such.Bus"}}
+    with caplog.at_level(logging.ERROR, logger="page_images.events"):
+        publish("testapp.page:1")
+    assert "could not publish testapp.page:1" in caplog.text
+
+
+def test_notify_publishes_the_records_reference():
+    bus = get_bus()
+    assert isinstance(bus, InProcessBus)
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            notify(Page(pk=42))
+            assert await listening.get() == "testapp.page:42"
+
+    run(scenario())
+
+
+def test_get_hub_is_one_per_event_loop_and_reset_with_the_setting(settings):
+    async def hubs() -> tuple[Hub, Hub]:
+        return get_hub(), get_hub()
+
+    first, again = run(hubs())
+    assert first is again
+    other, _ = run(hubs())
+    assert other is not first  # another loop, another hub
+    assert other.bus is get_bus()
+
+
+def test_checks_name_the_key_to_fix(tmp_path):
+    def ids(config: Any) -> list[str]:
+        return [message.id or "" for message in check_events(config)]
+
+    assert ids(None) == []
+    assert ids({"BACKEND": "page_images.events.memory.InProcessBus"}) == []
+    assert ids({"BACKEND": "no.such.Bus"}) == ["page_images.E040"]
+    assert ids({"BACKEND": "page_images.events.memory.InProcessBus", "OPTIONS": {"x": 1}}) == [
+        "page_images.E040"
+    ]
+    assert ids("redis") == ["page_images.E040"]
+    redis_bus = "page_images.events.redis.RedisBus"
+    assert ids({"BACKEND": redis_bus, "OPTIONS": {"url": "http://x", "channel": ""}}) == [
+        "page_images.E041",
+        "page_images.E043",
+    ]
+    file_bus = "page_images.events.files.FileBus"
+    assert ids({"BACKEND": file_bus, "OPTIONS": {"path": "relative/folder"}}) == [
+        "page_images.W040"
+    ]
+    (tmp_path / "a-file").write_text("")
+    assert ids({"BACKEND": file_bus, "OPTIONS": {"path": str(tmp_path / "a-file")}}) == [
+        "page_images.E044"
+    ]
+    assert ids({"BACKEND": file_bus, "OPTIONS": {"path": str(tmp_path)}}) == []
+    assert events.RESYNC == RESYNC

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
+from django.db import transaction
+from django.utils import timezone
+
+from page_images import services, signals
+from page_images.exceptions import EmptyPromptError, EnqueueError, StaleClaimError
+from page_images.testing import png_bytes
+from tests.conftest import celery_app
+from tests.machine import reachable
+from tests.testapp.models import Page
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert not reachable("127.0.0.1", port)
+    return port
+
+
+def test_claim_is_taken_once(page):
+    token = services.claim(page)
+    assert token is not None
+    assert services.claim(Page.objects.get(pk=page.pk)) is None
+    page.refresh_from_db()
+    assert page.image_generating
+    assert page.image_claim_token == token
+    assert page.image_claimed_at is not None
+
+
+def test_stale_claim_may_be_retaken(page, settings):
+    first = services.claim(page)
+    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
+    second = services.claim(Page.objects.get(pk=page.pk))
+    assert second not in (None, first)
+
+
+def test_flag_without_a_claim_time_is_treated_as_stale(page):
+    # A host that set the seed's boolean by hand, with no claim time: never stuck forever.
+    Page.objects.filter(pk=page.pk).update(image_generating=True)
+    assert services.claim(Page.objects.get(pk=page.pk)) is not None
+
+
+def test_release_needs_the_token(page):
+    token = services.claim(page)
+    assert not services.release_claim(Page, page.pk, uuid.uuid4(), error="no")
+    assert services.release_claim(Page, page.pk, token, error="Refused")
+    page.refresh_from_db()
+    assert (page.image_generating, page.image_claim_token, page.image_error) == (
+        False,
+        None,
+        "Refused",
+    )
+
+
+def test_touch_renews_only_a_held_claim(page):
+    token = services.claim(page)
+    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(minutes=5))
+    assert services.touch_claim(Page, page.pk, token)
+    page.refresh_from_db()
+    assert timezone.now() - page.image_claimed_at < timedelta(seconds=5)
+    assert not services.touch_claim(Page, page.pk, uuid.uuid4())
+
+
+def test_request_generation_claims_and_enqueues_one_job(page, published):
+    started = []
+    signals.generation_started.connect(
+        lambda **kw: started.append(kw), weak=False, dispatch_uid="t"
+    )
+    try:
+        token = services.request_generation(page, user="editor")
+    finally:
+        signals.generation_started.disconnect(dispatch_uid="t")
+    assert token is not None
+    assert [m["task"] for m in published] == ["page_images.generate"]
+    assert started[0]["user"] == "editor"
+    assert started[0]["token"] == token
+    assert services.request_generation(Page.objects.get(pk=page.pk)) is None
+    assert len(published) == 1
+
+
+def test_request_generation_waits_for_the_commit(page, published):
+    with transaction.atomic():
+        services.request_generation(page)
+        assert published == []
+    assert len(published) == 1
+
+
+def test_empty_prompt_is_refused_before_claiming(make_page, published):
+    page = make_page("   ")
+    with pytest.raises(EmptyPromptError, match="no text"):
+        services.request_generation(page)
+    page.refresh_from_db()
+    assert not page.image_generating
+    assert published == []
+
+
+def test_broker_down_releases_the_claim_with_a_message(page):
+    with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
+        started = time.monotonic()
+        with pytest.raises(EnqueueError, match="could not be queued"):
+            services.request_generation(page)
+        elapsed = time.monotonic() - started
+    assert elapsed < 10, elapsed
+    page.refresh_from_db()
+    assert not page.image_generating
+    assert "could not be queued" in page.image_error
+    assert page.image_state == "error"
+
+
+def test_broker_down_inside_a_transaction_lands_on_the_record(page):
+    with celery_app(f"redis://127.0.0.1:{free_port()}/0"), transaction.atomic():
+        assert services.request_generation(page) is not None
+    page.refresh_from_db()
+    assert not page.image_generating
+    assert "could not be queued" in page.image_error
+
+
+def test_set_image_and_notify_stores_and_releases(page):
+    token = services.claim(page)
+    done = []
+    signals.generation_succeeded.connect(lambda **kw: done.append(kw), weak=False, dispatch_uid="t")
+    try:
+        services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    finally:
+        signals.generation_succeeded.disconnect(dispatch_uid="t")
+    page.refresh_from_db()
+    assert page.image.name.startswith("page_images/testapp/page/")
+    assert page.image.storage.exists(page.image.name)
+    assert (page.image_generating, page.image_claim_token, page.image_error) == (False, None, "")
+    assert done[0]["instance"].pk == page.pk
+
+
+def test_set_image_and_notify_keeps_other_fields_an_editor_changed(page):
+    token = services.claim(page)
+    Page.objects.filter(pk=page.pk).update(image_text="Edited meanwhile")
+    services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    page.refresh_from_db()
+    assert page.image_text == "Edited meanwhile"
+
+
+def test_a_stale_job_cannot_overwrite_and_leaves_no_file(page, settings):
+    old = services.claim(page)
+    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
+    new = services.claim(Page.objects.get(pk=page.pk))
+    services.set_image_and_notify(
+        Page.objects.get(pk=page.pk),
+        ContentFile(png_bytes(color=(0, 0, 255)), name="new.png"),
+        token=new,
+    )
+    with pytest.raises(StaleClaimError):
+        services.set_image_and_notify(page, ContentFile(png_bytes(), name="old.png"), token=old)
+    page.refresh_from_db()
+    assert "new" in page.image.name
+    stored = FileSystemStorage(settings.MEDIA_ROOT).listdir("page_images/testapp/page")[1]
+    assert stored == [page.image.name.rsplit("/", 1)[1]]
+
+
+def test_storage_failure_changes_nothing(page, monkeypatch):
+    token = services.claim(page)
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(FileSystemStorage, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    page.refresh_from_db()
+    assert page.image_generating
+    assert page.image_claim_token == token
+    assert not page.image
+
+
+def test_fail_generation_sends_the_signal_once(page):
+    token = services.claim(page)
+    failed = []
+    signals.generation_failed.connect(lambda **kw: failed.append(kw), weak=False, dispatch_uid="t")
+    try:
+        assert services.fail_generation(Page, page.pk, token, "Refused", ValueError("x"))
+        assert not services.fail_generation(Page, page.pk, token, "Again")
+    finally:
+        signals.generation_failed.disconnect(dispatch_uid="t")
+    assert [kw["message"] for kw in failed] == ["Refused"]
+
+
+def test_release_stale_claims(make_page, settings):
+    fresh, stale, idle = make_page("one"), make_page("two"), make_page("three")
+    services.claim(fresh)
+    services.claim(stale)
+    Page.objects.filter(pk=stale.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
+    assert services.release_stale_claims() == 1
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    idle.refresh_from_db()
+    assert (stale.image_generating, stale.image_error) == (False, services.STALE_CLAIM_MESSAGE)
+    assert fresh.image_generating
+    assert not idle.image_generating

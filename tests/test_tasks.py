@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.files.storage import FileSystemStorage
+
+from page_images import services, tasks
+from page_images.exceptions import (
+    ContentPolicyError,
+    ProviderAuthenticationError,
+    TransientGenerationError,
+)
+from tests.backends import ScriptedBackend
+from tests.testapp.models import Note, Page
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def scripted(settings):
+    settings.PAGE_IMAGES = {
+        "BACKEND": "tests.backends.ScriptedBackend",
+        "SIZE": "32x32",
+        "MAX_RETRIES": 2,
+        "RETRY_BACKOFF": 0.01,
+        "RETRY_BACKOFF_MAX": 0.02,
+    }
+    ScriptedBackend.reset()
+    return ScriptedBackend
+
+
+def run(instance, token=None):
+    """Run the real task body in this process (Celery's apply), as a worker would."""
+    token = token or services.claim(instance)
+    job = tasks.ImageJob(label=instance._meta.label, pk=str(instance.pk), token=token)
+    return tasks.generate_image.apply(args=(job.model_dump(mode="json"),))
+
+
+def test_success_stores_the_picture_and_returns_the_tracking_string(page):
+    result = run(page)
+    assert result.get() == "job:fox-channel:page_images.generate"
+    page.refresh_from_db()
+    assert page.image_state == "ready"
+    assert page.image.name.endswith(".png")
+    assert ScriptedBackend.calls[0].prompt == page.image_text
+    assert ScriptedBackend.calls[0].size == "32x32"
+
+
+def test_database_connection_is_closed_while_the_provider_works(page):
+    run(page)
+    assert ScriptedBackend.db_closed == [True]
+
+
+def test_transient_error_is_retried_then_succeeds(page):
+    ScriptedBackend.reset(TransientGenerationError(detail="429"))
+    run(page)
+    page.refresh_from_db()
+    assert page.image_state == "ready"
+    assert len(ScriptedBackend.calls) == 2
+
+
+def test_transient_errors_give_up_after_max_retries_with_a_message(page):
+    ScriptedBackend.reset(*[TransientGenerationError("Busy, try later.")] * 5)
+    run(page)
+    page.refresh_from_db()
+    assert len(ScriptedBackend.calls) == 3
+    assert (page.image_state, page.image_error) == ("error", "Busy, try later.")
+    assert page.image_claim_token is None
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [(ContentPolicyError(), "content policy"), (ProviderAuthenticationError(), "API key")],
+)
+def test_permanent_errors_fail_at_once(page, error, words):
+    ScriptedBackend.reset(error)
+    run(page)
+    page.refresh_from_db()
+    assert len(ScriptedBackend.calls) == 1
+    assert page.image_state == "error"
+    assert words in page.image_error
+
+
+@pytest.mark.parametrize("content", [b"not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 100])
+def test_bad_bytes_fail_with_a_message_and_store_nothing(page, content, settings):
+    ScriptedBackend.reset(content)
+    run(page)
+    page.refresh_from_db()
+    assert page.image_state == "error"
+    assert "not a usable image" in page.image_error or "image" in page.image_error
+    storage = FileSystemStorage(settings.MEDIA_ROOT)
+    assert not storage.exists("page_images")
+
+
+def test_oversize_bytes_are_refused(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "MAX_BYTES": 100}
+    run(page)
+    page.refresh_from_db()
+    assert page.image_state == "error"
+
+
+def test_prompt_emptied_after_the_click(page):
+    token = services.claim(page)
+    Page.objects.filter(pk=page.pk).update(image_text="")
+    run(page, token)
+    page.refresh_from_db()
+    assert page.image_state == "error"
+    assert "no text" in page.image_error
+    assert ScriptedBackend.calls == []
+
+
+def test_record_deleted_before_the_job_runs(page):
+    token = services.claim(page)
+    Page.objects.filter(pk=page.pk).delete()
+    assert run(page, token).successful()
+    assert ScriptedBackend.calls == []
+
+
+def test_a_job_whose_claim_was_retaken_does_nothing(page):
+    old = services.claim(page)
+    services.release_claim(Page, page.pk, old)
+    new = services.claim(Page.objects.get(pk=page.pk))
+    run(page, old)
+    assert ScriptedBackend.calls == []
+    page.refresh_from_db()
+    assert page.image_claim_token == new
+
+
+def test_unexpected_errors_release_the_claim_and_surface(page):
+    ScriptedBackend.reset(ZeroDivisionError("bug"))
+    result = run(page)
+    assert result.failed()
+    page.refresh_from_db()
+    assert (page.image_state, page.image_error) == ("error", tasks.UNEXPECTED_MESSAGE)
+
+
+def test_soft_time_limit_even_when_wrapped_by_an_http_client(page):
+    try:
+        raise SoftTimeLimitExceeded()
+    except SoftTimeLimitExceeded as inner:
+        try:
+            raise ConnectionError("client wrapped it") from inner
+        except ConnectionError as wrapped:
+            ScriptedBackend.reset(wrapped)
+    run(page)
+    page.refresh_from_db()
+    assert page.image_error == tasks.TIME_LIMIT_MESSAGE
+    assert len(ScriptedBackend.calls) == 1
+
+
+def test_models_without_the_mixin_are_refused(db):
+    note = Note.objects.create(text="x")
+    job = tasks.ImageJob(label="testapp.Note", pk=str(note.pk), token=uuid.uuid4())
+    assert (
+        tasks.generate_image.apply(args=(job.model_dump(mode="json"),)).get()
+        == "job:testapp.note:page_images.generate"
+    )
+    assert ScriptedBackend.calls == []
+
+
+def test_the_payload_is_validated_by_pydantic(page):
+    result = tasks.generate_image.apply(
+        args=({"label": "testapp.Page", "pk": "1", "token": "nope"},)
+    )
+    assert result.failed()
+
+
+def test_retry_countdown_grows_and_is_capped(settings):
+    settings.PAGE_IMAGES = {"RETRY_BACKOFF": 2, "RETRY_BACKOFF_MAX": 10}
+    assert 1 <= tasks.retry_countdown(0) <= 2
+    assert 4 <= tasks.retry_countdown(2) <= 8
+    assert 5 <= tasks.retry_countdown(10) <= 10
+
+
+def test_enqueue_sends_the_time_limits(page, published, settings):
+    settings.PAGE_IMAGES = {"TASK_SOFT_TIME_LIMIT": 11, "TASK_TIME_LIMIT": 12, "QUEUE": "pictures"}
+    tasks.enqueue_generation(page, uuid.uuid4())
+    (message,) = published
+    assert list(message["headers"]["timelimit"]) == [12.0, 11.0]
+    assert message["routing_key"] == "pictures"

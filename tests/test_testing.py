@@ -1,0 +1,311 @@
+"""The fake provider itself: over real HTTP, and with the real LiteLLM, since both rely on it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from page_images.testing import FakeImageProvider, ReceivedRequest, Respond, png_bytes
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def fake():
+    with FakeImageProvider(image_size=(32, 20)) as provider:
+        yield provider
+
+
+def generate(
+    provider: FakeImageProvider, prompt: str = "a red fox", timeout: float = 10, **kwargs: Any
+) -> requests.Response:
+    return requests.post(
+        f"{provider.api_base}/images/generations",
+        json={"model": "gpt-image-1", "prompt": prompt},
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def decoded(response: requests.Response) -> bytes:
+    return base64.b64decode(response.json()["data"][0]["b64_json"])
+
+
+def test_png_bytes_is_a_real_png():
+    image = Image.open(io.BytesIO(png_bytes(7, 5, (1, 2, 3))))
+    assert (image.format, image.size, image.getpixel((0, 0))) == ("PNG", (7, 5), (1, 2, 3))
+
+
+def test_b64_answer_is_a_png_of_image_size(fake):
+    response = generate(fake)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert isinstance(body["created"], int)
+    assert body["data"][0]["revised_prompt"] == "a red fox"
+    assert body["usage"] == {
+        "input_tokens": 10,
+        "output_tokens": 100,
+        "total_tokens": 110,
+        "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+    }
+    image = Image.open(io.BytesIO(decoded(response)))
+    assert (image.format, image.size) == ("PNG", (32, 20))
+
+
+def test_the_image_depends_on_the_prompt_only(fake):
+    fox, fox_again, owl = (decoded(generate(fake, p)) for p in ("a fox", "a fox", "an owl"))
+    assert fox == fox_again
+    assert fox != owl
+    pixel = [Image.open(io.BytesIO(png)).convert("RGB").getpixel((0, 0)) for png in (fox, owl)]
+    assert pixel[0] != pixel[1]
+
+
+def test_b64_content_bad_bytes_and_oversize(fake):
+    fake.push(Respond.b64(b"exact"), Respond.bad_bytes(), Respond.oversize(5000))
+    assert decoded(generate(fake)) == b"exact"
+    assert decoded(generate(fake)) == b"this is not an image"
+    oversize = decoded(generate(fake))
+    assert oversize.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(oversize) > 5000
+
+
+def test_url_answer_serves_the_file(fake):
+    fake.push(Respond.url(), Respond.url(content=b"GIF89a...", content_type="image/gif"))
+    first = generate(fake, "a fox").json()["data"][0]["url"]
+    second = generate(fake, "a fox").json()["data"][0]["url"]
+    assert first.startswith(f"{fake.url}/files/")
+    assert first.endswith(".png")
+    assert first != second
+    png = requests.get(first, timeout=10)
+    assert (png.status_code, png.headers["Content-Type"]) == (200, "image/png")
+    assert png.content == decoded(generate(fake, "a fox"))
+    gif = requests.get(second, timeout=10)
+    assert (gif.headers["Content-Type"], gif.content) == ("image/gif", b"GIF89a...")
+    assert fake.file_requests == 2
+
+
+def test_url_file_status_and_redirect(fake):
+    fake.push(Respond.url(status=403), Respond.url(redirect_to="http://127.0.0.1:9/elsewhere"))
+    forbidden = requests.get(generate(fake).json()["data"][0]["url"], timeout=10)
+    assert forbidden.status_code == 403
+    moved = requests.get(generate(fake).json()["data"][0]["url"], allow_redirects=False, timeout=10)
+    assert moved.status_code == 302
+    assert moved.headers["Location"] == "http://127.0.0.1:9/elsewhere"
+
+
+def test_drip_sends_the_file_in_timed_chunks(fake):
+    content = bytes(range(50))
+    fake.push(Respond.url(content=content, drip=(10, 0.1)))
+    started = time.monotonic()
+    with requests.get(generate(fake).json()["data"][0]["url"], stream=True, timeout=10) as r:
+        assert r.headers["Content-Length"] == "50"
+        pieces = []
+        while piece := r.raw.read1(1000):
+            pieces.append(piece)
+    assert time.monotonic() - started >= 0.35
+    assert b"".join(pieces) == content
+    assert len(pieces) >= 2
+    assert max(len(piece) for piece in pieces) <= 10
+
+
+def test_drip_ends_when_the_client_leaves_or_the_server_stops(capfd):
+    with FakeImageProvider() as provider:
+        provider.push(Respond.url(content=b"x" * 100, drip=(1, 0.05)))
+        url = generate(provider).json()["data"][0]["url"]
+        with requests.get(url, stream=True, timeout=10) as r:
+            assert r.raw.read1(1) == b"x"
+        # The client left: the server's next writes fail, and that must stay quiet.
+        time.sleep(0.3)
+        provider.push(Respond.url(drip=(1, 60)))
+        url = generate(provider).json()["data"][0]["url"]
+        slow = requests.get(url, stream=True, timeout=10)
+        started = time.monotonic()
+    assert time.monotonic() - started < 2
+    slow.close()
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "code", "kind"),
+    [
+        (Respond.rate_limited(), 429, "rate_limit_exceeded", "requests"),
+        (Respond.server_error(), 500, None, "server_error"),
+        (Respond.unavailable(), 503, None, "server_error"),
+        (Respond.content_policy(), 400, "content_policy_violation", "image_generation_user_error"),
+        (Respond.bad_api_key(), 401, "invalid_api_key", "invalid_request_error"),
+        (Respond.error(418, "Teapot", code="tea"), 418, "tea", "invalid_request_error"),
+    ],
+)
+def test_error_answers_have_openai_shape(fake, answer, status, code, kind):
+    fake.push(answer)
+    response = generate(fake)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["code"], error["type"], error["param"]) == (code, kind, None)
+    assert error["message"]
+
+
+def test_content_policy_and_bad_key_messages():
+    policy = Respond.content_policy().error
+    assert policy is not None
+    assert policy["error"]["message"] == (
+        "Your request was rejected as a result of our safety system."
+    )
+    key = Respond.bad_api_key().error
+    assert key is not None
+    assert key["error"]["message"] == "Incorrect API key provided."
+
+
+def test_queue_is_fifo_then_default(fake):
+    fake.push(Respond.rate_limited(), Respond.server_error())
+    fake.push(Respond.unavailable())
+    assert [generate(fake).status_code for _ in range(4)] == [429, 500, 503, 200]
+    fake.default = Respond.bad_api_key()
+    assert [generate(fake).status_code for _ in range(2)] == [401, 401]
+
+
+def test_requests_are_recorded(fake):
+    generate(fake, "first", headers={"Authorization": "Bearer sk-x"})
+    generate(fake, "second")
+    assert fake.generation_calls == 2
+    first, second = fake.requests
+    assert isinstance(first, ReceivedRequest)
+    assert (first.prompt, second.prompt) == ("first", "second")
+    assert first.path == "/v1/images/generations"
+    assert first.body == {"model": "gpt-image-1", "prompt": "first"}
+    assert first.headers["Authorization"] == "Bearer sk-x"
+    with pytest.raises(AttributeError):
+        first.path = "/elsewhere"  # type: ignore[misc]
+
+
+def test_unknown_paths_and_bad_bodies(fake):
+    post = requests.post(f"{fake.url}/v1/chat/completions", json={}, timeout=10)
+    assert (post.status_code, "error" in post.json()) == (404, True)
+    assert requests.get(f"{fake.url}/files/nope.png", timeout=10).status_code == 404
+    assert requests.get(f"{fake.url}/", timeout=10).status_code == 404
+    url = f"{fake.api_base}/images/generations"
+    assert requests.post(url, data=b"not json", timeout=10).status_code == 400
+    assert requests.post(url, json=[1, 2], timeout=10).status_code == 400
+    assert fake.generation_calls == 0
+    assert fake.file_requests == 0
+
+
+def test_latency_delays_every_answer(fake):
+    fake.latency = 0.3
+    started = time.monotonic()
+    generate(fake)
+    generate(fake)
+    assert time.monotonic() - started >= 0.6
+
+
+def test_reset(fake):
+    fake.push(Respond.rate_limited())
+    fake.default = Respond.server_error()
+    generate(fake)
+    fake.latency = 5
+    fake.reset()
+    assert (fake.generation_calls, fake.requests, fake.file_requests) == (0, [], 0)
+    assert fake.latency == 0
+    assert generate(fake).status_code == 200
+
+
+def test_hang_answers_after_its_time(fake):
+    fake.push(Respond.hang(0.3))
+    started = time.monotonic()
+    response = generate(fake)
+    assert time.monotonic() - started >= 0.3
+    assert decoded(response).startswith(b"\x89PNG")
+
+
+def test_stop_ends_a_hang_at_once(capfd):
+    provider = FakeImageProvider().start()
+    provider.push(Respond.hang(60))
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(generate(provider, timeout=30))
+        except requests.RequestException as error:
+            outcome.append(error)
+
+    client = threading.Thread(target=call, daemon=True)
+    client.start()
+    deadline = time.monotonic() + 5
+    while provider.generation_calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert provider.generation_calls == 1
+    started = time.monotonic()
+    provider.stop()
+    assert time.monotonic() - started < 2
+    client.join(5)
+    assert not client.is_alive(), "the waiting client must see a disconnect, not keep waiting"
+    assert isinstance(outcome[0], requests.ConnectionError)
+    assert capfd.readouterr().err == ""
+
+
+def test_stop_with_an_idle_kept_alive_connection():
+    provider = FakeImageProvider().start()
+    with requests.Session() as session:
+        session.post(f"{provider.api_base}/images/generations", json={"prompt": "x"}, timeout=10)
+        started = time.monotonic()
+        provider.stop()
+        assert time.monotonic() - started < 2
+    provider.stop()  # twice is harmless
+    with pytest.raises(RuntimeError):
+        FakeImageProvider().url  # noqa: B018
+
+
+def test_binds_loopback_only(fake):
+    host, port = fake.url.removeprefix("http://").split(":")
+    assert host == "127.0.0.1"
+    assert fake.api_base == f"http://127.0.0.1:{port}/v1"
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=5):
+        pass
+
+
+def test_real_litellm_against_the_fake(fake):
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    def call() -> Any:
+        return litellm.image_generation(
+            prompt="a red fox",
+            model="openai/gpt-image-1",
+            api_base=fake.api_base,
+            api_key="sk-test",
+            size="64x64",
+            max_retries=0,
+            timeout=10,
+        )
+
+    png = base64.b64decode(call().data[0].b64_json)
+    assert Image.open(io.BytesIO(png)).size == (32, 20)
+    assert png == decoded(generate(fake, "a red fox"))
+    (sent, _) = fake.requests
+    assert sent.path == "/v1/images/generations"
+    assert sent.body["prompt"] == "a red fox"
+    assert sent.body["size"] == "64x64"
+    assert sent.headers.get("Authorization", sent.headers.get("authorization")) == "Bearer sk-test"
+
+    fake.push(Respond.rate_limited())
+    with pytest.raises(litellm.exceptions.RateLimitError):
+        call()
+    assert fake.generation_calls == 3, "max_retries=0: one call, no retry"
+
+    fake.push(Respond.url())
+    url = call().data[0].url
+    assert url.startswith(f"{fake.url}/files/")
+    file = requests.get(url, timeout=10)
+    assert (file.status_code, file.headers["Content-Type"]) == (200, "image/png")
+    assert file.content == png

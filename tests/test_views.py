@@ -1,0 +1,213 @@
+"""The trigger and fragment views: every refusal is a 4xx with its message and no job."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import signing
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+
+from page_images.references import SALT, sign_record
+from tests.conftest import celery_app
+from tests.test_services import free_port
+from tests.testapp.models import Note, Page
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+TRIGGER = "/page-images/generate/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+
+
+def client_for(user, **kwargs):
+    client = Client(**kwargs)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def post(client, page, **extra):
+    data = {"ref": sign_record(page) if not isinstance(page, str) else page, "next": "/stories/"}
+    return client.post(TRIGGER, data, **{**HTMX, **extra})
+
+
+def test_urls():
+    assert reverse("page_images:trigger") == TRIGGER
+    assert reverse("page_images:fragment") == "/page-images/fragment/"
+    assert reverse("page_images:events") == "/page-images/events/"
+
+
+def test_editor_click_claims_and_queues_one_job(editor, page, published):
+    response = post(client_for(editor), page)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-state="generating"' in html
+    assert "Generating image" in html
+    assert len(published) == 1
+    page.refresh_from_db()
+    assert page.image_generating
+
+
+def test_second_click_shows_the_current_state_and_queues_nothing(editor, page, published):
+    client = client_for(editor)
+    post(client, page)
+    response = post(client, page)
+    assert response.status_code == 200
+    assert 'data-state="generating"' in response.content.decode()
+    assert len(published) == 1
+
+
+def test_anonymous_htmx_is_forbidden(page, published):
+    response = post(Client(), page)
+    assert response.status_code == 403
+    assert "may not generate" in response.content.decode()
+    assert published == []
+
+
+def test_anonymous_plain_post_is_sent_to_log_in(page, published, settings):
+    response = Client().post(TRIGGER, {"ref": sign_record(page), "next": "/stories/"})
+    assert response.status_code == 302
+    assert settings.LOGIN_URL in response["Location"]
+    assert published == []
+
+
+def test_user_without_permission_is_forbidden(reader, page, published):
+    response = post(client_for(reader), page)
+    assert response.status_code == 403
+    assert 'data-state="empty"' in response.content.decode()
+    assert "Generate image" not in response.content.decode()
+    assert published == []
+    page.refresh_from_db()
+    assert not page.image_generating
+
+
+def only_alice(user, instance):
+    return user.username == "alice"
+
+
+def test_site_wide_permission_hook(django_user_model, editor, page, published, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "PERMISSION": "tests.test_views.only_alice"}
+    assert post(client_for(editor), page).status_code == 403
+    alice = django_user_model.objects.create_user("alice")
+    assert post(client_for(alice), page).status_code == 200
+    assert len(published) == 1
+
+
+def test_a_model_can_decide_for_itself(editor, page, published, monkeypatch):
+    monkeypatch.setattr(
+        Page, "can_generate_image", lambda self, user: self.image_text.startswith("Mine")
+    )
+    assert post(client_for(editor), page).status_code == 403
+    assert published == []
+
+
+@pytest.mark.parametrize(
+    "ref", ["", "garbage", "testapp.page:1", signing.Signer().sign("testapp.page:1")]
+)
+def test_tampered_references_are_bad_requests(editor, page, published, ref):
+    response = post(client_for(editor), ref)
+    assert response.status_code == 400
+    assert "out of date" in response.content.decode()
+    assert published == []
+
+
+def test_references_to_other_models_are_bad_requests(editor, published, db):
+    note = Note.objects.create(text="secret")
+    response = post(client_for(editor), signing.Signer(salt=SALT).sign(f"testapp.note:{note.pk}"))
+    assert response.status_code == 400
+    assert published == []
+
+
+def test_deleted_record_is_not_found(editor, page, published):
+    token = sign_record(page)
+    Page.objects.filter(pk=page.pk).delete()
+    assert post(client_for(editor), token).status_code == 404
+    assert published == []
+
+
+def test_get_is_not_allowed(editor, page):
+    assert client_for(editor).get(TRIGGER, {"ref": sign_record(page)}).status_code == 405
+
+
+def test_missing_csrf_token_is_refused(editor, page, published):
+    response = post(client_for(editor, enforce_csrf_checks=True), page)
+    assert response.status_code == 403
+    assert published == []
+
+
+def test_oversized_body_is_refused(editor, page, published):
+    client = client_for(editor)
+    response = client.post(TRIGGER, {"ref": sign_record(page), "junk": "x" * 10_000}, **HTMX)
+    assert response.status_code == 400
+    assert published == []
+
+
+def test_empty_prompt_explains_itself(editor, make_page, published):
+    response = post(client_for(editor), make_page(""))
+    assert response.status_code == 400
+    assert "no text" in response.content.decode()
+    assert published == []
+
+
+def test_broker_down_is_503_with_a_message_and_nothing_claimed(editor, page):
+    with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
+        response = post(client_for(editor), page)
+    assert response.status_code == 503
+    assert "could not be queued" in response.content.decode()
+    page.refresh_from_db()
+    assert not page.image_generating
+
+
+def test_rate_limit(editor, make_page, published, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "RATE_LIMIT": "2/m"}
+    client = client_for(editor)
+    codes = [post(client, make_page(f"text {i}")).status_code for i in range(4)]
+    assert codes == [200, 200, 429, 429]
+    assert len(published) == 2
+
+
+def test_plain_post_redirects_back(editor, page, published):
+    response = client_for(editor).post(TRIGGER, {"ref": sign_record(page), "next": "/stories/"})
+    assert (response.status_code, response["Location"]) == (302, "/stories/")
+    assert len(published) == 1
+
+
+def test_plain_post_never_redirects_off_site(editor, page):
+    response = client_for(editor).post(
+        TRIGGER, {"ref": sign_record(page), "next": "https://evil.example/"}
+    )
+    assert response["Location"] == "/"
+
+
+def test_fragment_shows_the_current_state(page, editor):
+    page.image_error = "Refused <b>by</b> policy"
+    page.save()
+    response = client_for(editor).get("/page-images/fragment/", {"ref": sign_record(page)})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-state="error"' in html
+    assert "Refused &lt;b&gt;by&lt;/b&gt; policy" in html
+    assert "Try again" in html
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_fragment_refuses_bad_references(db):
+    assert Client().get("/page-images/fragment/", {"ref": "nope"}).status_code == 400
+
+
+def test_prompt_with_script_is_escaped_everywhere(editor, make_page):
+    page = make_page('<script>alert("x")</script>')
+    page.image = "page_images/x.png"
+    page.save()
+    html = (
+        client_for(editor)
+        .get("/page-images/fragment/", {"ref": sign_record(page)})
+        .content.decode()
+    )
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
