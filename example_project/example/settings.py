@@ -1,0 +1,126 @@
+"""Settings of the example site.
+
+With nothing set it needs no server at all: SQLite, Celery on kombu's filesystem transport, the
+LocalBackend, and the file event bus. Two environment variables switch it to production parts:
+
+- REDIS_URL=redis://127.0.0.1:6379/0: Celery and the event bus on Redis;
+- PAGE_IMAGES_MODEL=openai/gpt-image-1 (with OPENAI_API_KEY, or PAGE_IMAGES_API_BASE for the fake
+  provider): real pictures through LiteLLM.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("DEMO_STATE_DIR", BASE_DIR / ".demo"))
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-a-secret")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "page_images",
+    "stories",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+ROOT_URLCONF = "example.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+ASGI_APPLICATION = "example.asgi.application"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DEMO_DATABASE", str(STATE_DIR / "db.sqlite3")),
+        # A worker and the web server write to one file: wait for each other's locks.
+        "OPTIONS": {"timeout": 20},
+        "CONN_MAX_AGE": 0,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+STATIC_URL = "/static/"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = STATE_DIR / "media"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+REDIS_URL = os.environ.get("REDIS_URL")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    EVENTS = {"BACKEND": "page_images.events.redis.RedisBus", "OPTIONS": {"url": REDIS_URL}}
+else:
+    _broker = STATE_DIR / "broker"
+    for _folder in (_broker / "queue", _broker / "processed"):
+        _folder.mkdir(parents=True, exist_ok=True)  # kombu's filesystem transport expects them
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker / "queue"),
+        "data_folder_out": str(_broker / "queue"),
+        "processed_folder": str(_broker / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+    EVENTS = {
+        "BACKEND": "page_images.events.files.FileBus",
+        "OPTIONS": {"path": str(STATE_DIR / "events")},
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+if os.environ.get("PAGE_IMAGES_MODEL"):
+    _options = {"model": os.environ["PAGE_IMAGES_MODEL"]}
+    if os.environ.get("PAGE_IMAGES_API_BASE"):
+        _options["api_base"] = os.environ["PAGE_IMAGES_API_BASE"]
+    if os.environ.get("PAGE_IMAGES_API_KEY"):
+        _options["api_key"] = os.environ["PAGE_IMAGES_API_KEY"]
+    BACKEND, OPTIONS = "page_images.backends.litellm.LiteLLMBackend", _options
+else:
+    # Two seconds of "generating" so the waiting state can be seen; prompts with "forbidden" in
+    # them are refused like a provider's content policy, to show the error state and its retry.
+    BACKEND = "page_images.backends.local.LocalBackend"
+    OPTIONS = {"delay": float(os.environ.get("DEMO_DELAY", "2")), "refuse_words": ["forbidden"]}
+
+PAGE_IMAGES = {
+    "BACKEND": BACKEND,
+    "OPTIONS": OPTIONS,
+    "SIZE": "512x512",
+    "EVENTS": EVENTS,
+    "ALLOW_LOOPBACK_DOWNLOADS": bool(os.environ.get("PAGE_IMAGES_API_BASE")),
+    "RATE_LIMIT": None,
+}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"page_images": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+
+from stories import views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("page-images/", include("page_images.urls")),
+    *static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT),
+]
