@@ -36,6 +36,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _deliberately_broken() -> Iterator[None]:
+    """``PAGE_IMAGES_TEST_BREAK=<variant>`` runs the tests against a deliberately broken variant
+    (tests/faults/broken.py), to show that the tests guarding it fail."""
+    name = os.environ.get("PAGE_IMAGES_TEST_BREAK")
+    if not name:
+        yield
+        return
+    from tests.faults.broken import VARIANTS
+
+    with VARIANTS[name]():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path: Any) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "media")
@@ -92,8 +106,8 @@ def litellm_settings(settings: Any, provider: FakeImageProvider) -> dict[str, An
 
 
 @contextmanager
-def celery_app(broker_url: str) -> Iterator[Celery]:
-    """A Celery app made current for the duration, on its own queue.
+def celery_app(broker_url: str, **conf: Any) -> Iterator[Celery]:
+    """A Celery app made current for the duration, on its own queue; ``conf`` adds settings.
 
     ``shared_task`` resolves to the current app at call time, exactly as in a host project.
     """
@@ -112,7 +126,9 @@ def celery_app(broker_url: str) -> Iterator[Celery]:
         broker_connection_timeout=2,
         worker_hijack_root_logger=False,
         task_ignore_result=True,
+        broker_transport_options={"socket_timeout": 5, "socket_connect_timeout": 5},
     )
+    app.conf.update(conf)
     app.set_default()
     app.loader.import_default_modules()
     try:
@@ -151,6 +167,19 @@ def worker(broker_url: str) -> Iterator[Celery]:
 
 
 @pytest.fixture
+def own_redis(tmp_path: Any) -> Iterator[Any]:
+    """A redis-server of the test's own on a free port, which the test may kill and restart."""
+    from tests.servers import OwnRedis
+
+    server = OwnRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def published() -> Iterator[list[dict[str, Any]]]:
     """Every task message really handed to a broker during the test (Celery's own signal)."""
     messages: list[dict[str, Any]] = []
@@ -185,6 +214,23 @@ def settled(instance: Any) -> Callable[[], Any]:
         return not instance.image_generating
 
     return check
+
+
+def generate(instance: Any) -> Any:
+    """Click (the service call behind the chip) and wait for the job to end, however it ends."""
+    from page_images import services
+
+    assert services.request_generation(instance) is not None
+    wait_for(settled(instance))
+    return instance
+
+
+def assert_picture(instance: Any, size: tuple[int, int] = (64, 64)) -> None:
+    from PIL import Image
+
+    assert instance.image_state == "ready", instance.image_error
+    with Image.open(instance.image_file.path) as picture:
+        assert picture.size == size
 
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -32,8 +32,11 @@ if TEST_DB == "postgres":
         }
     }
 else:
-    _sqlite = os.environ.get(
-        "PAGE_IMAGES_SQLITE_PATH", str(Path(tempfile.gettempdir()) / "page_images_test.sqlite3")
+    # One file per test run, named in the environment so the worker processes a run starts open
+    # the same one, while two runs on one machine (tox, a second terminal) never share it.
+    _sqlite = os.environ.setdefault(
+        "PAGE_IMAGES_SQLITE_PATH",
+        str(Path(tempfile.gettempdir()) / f"page_images_test_{os.getpid()}.sqlite3"),
     )
     DATABASES = {
         "default": {
@@ -87,6 +90,8 @@ STORAGES = {
 # Celery: the in-memory transport by default; integration tests start workers on Redis.
 CELERY_BROKER_URL = os.environ.get("PAGE_IMAGES_TEST_BROKER", "memory://")
 CELERY_TASK_ALWAYS_EAGER = False
+# What check W050 asks of a Redis broker (the worker processes of the fault suite use Redis).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 
 PAGE_IMAGES = {
     "BACKEND": "page_images.backends.local.LocalBackend",

@@ -138,3 +138,25 @@ def test_rate_limit_format():
     assert ids({"RATE_LIMIT": "lots"}) == ["page_images.E014"]
     assert ids({"RATE_LIMIT": None}) == []
     assert ids({"POLL_INTERVAL": 0}) == ["page_images.E005"]
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "warned"),
+    [
+        ("redis://127.0.0.1:6379/0", {}, True),
+        ("rediss://cache.example:6380/0", {"socket_timeout": 5}, True),
+        ("redis://127.0.0.1:6379/0", {"socket_timeout": 5, "socket_connect_timeout": 5}, False),
+        ("amqp://guest@localhost//", {}, False),
+        ("memory://", {}, False),
+    ],
+)
+def test_a_redis_broker_without_socket_timeouts_warns(url, options, warned):
+    from page_images.checks import check_broker
+    from tests.conftest import celery_app
+
+    with celery_app(url, broker_transport_options=options):
+        messages = check_broker()
+    assert [m.id for m in messages] == (["page_images.W050"] if warned else [])
+    if warned:
+        assert "forever" in messages[0].msg
+        assert "socket_timeout" in messages[0].hint

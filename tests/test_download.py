@@ -36,6 +36,7 @@ from page_images.exceptions import (
     TransientGenerationError,
 )
 from page_images.intake import validate_image
+from tests.reliability import case
 
 if TYPE_CHECKING:
     from pytest_django.fixtures import Settings
@@ -207,6 +208,12 @@ def test_loopback_is_allowed_only_when_asked(address: str) -> None:
     assert is_allowed_address(address, allow_loopback=True)
 
 
+@case(
+    "provider-bytes",
+    "A picture URL on a private, link-local (169.254.169.254 metadata), CGNAT, multicast or "
+    "reserved address, also in IPv4-mapped and 6to4 form",
+    "'The image service pointed at an address this site will not fetch from.'",
+)
 @pytest.mark.parametrize("address", NEVER)
 def test_private_link_local_and_special_addresses_are_never_allowed(address: str) -> None:
     assert not is_allowed_address(address, allow_loopback=False)
@@ -224,6 +231,11 @@ def test_localhost_by_name() -> None:
 # --- Refused before connecting ----------------------------------------------------------------
 
 
+@case(
+    "provider-bytes",
+    "A picture URL whose host resolves to a private address",
+    "'The image service pointed at an address that is not a public address.'; no connection made.",
+)
 @pytest.mark.parametrize(
     "host",
     [
@@ -254,6 +266,11 @@ def test_private_targets_are_refused_without_connecting(
     assert server.hits == []
 
 
+@case(
+    "provider-bytes",
+    "A picture URL on 127.0.0.1 / localhost",
+    "'The image service pointed at an address this site will not fetch from.'",
+)
 def test_loopback_is_refused_without_allow_loopback(
     server: ImageServer, connections: Connections
 ) -> None:
@@ -266,6 +283,11 @@ def test_loopback_is_refused_without_allow_loopback(
     assert server.hits == []
 
 
+@case(
+    "provider-bytes",
+    "A picture URL that is malformed or not http(s) (file:, ftp:, data:)",
+    "'The image service pointed at an address this site will not fetch from.'",
+)
 @pytest.mark.parametrize(
     "url",
     [
@@ -337,6 +359,12 @@ def redirect_to(location: str, status: int = 302) -> Route:
     return lambda handler: handler.reply(status, b"", None, {"Location": location})
 
 
+@case(
+    "provider-bytes",
+    "A redirect to 127.0.0.1, 169.254.169.254 or a private range",
+    "'The image service pointed at an address this site will not fetch from.'; the redirect is "
+    "not followed.",
+)
 @pytest.mark.parametrize(
     "target",
     [
@@ -368,6 +396,12 @@ def test_redirects_within_loopback_are_followed(server: ImageServer, status: int
     assert server.hits == ["/relative", "/absolute", "/a.png"]
 
 
+@case(
+    "provider-bytes",
+    "A redirect loop",
+    "'The image service pointed at an address this site will not fetch from.' after the "
+    "redirect cap.",
+)
 def test_redirect_loop_stops_after_max_redirects(server: ImageServer) -> None:
     server.routes["/loop"] = redirect_to("/loop")
     with pytest.raises(InvalidImageError, match="more than 3 redirects"):
@@ -417,6 +451,12 @@ def test_peer_check_does_not_fail_when_the_peer_cannot_be_read(response: Any) ->
     download._check_peer(response, allow_loopback=False)
 
 
+@case(
+    "provider-bytes",
+    "DNS rebinding: the connected peer is private although the name looked public",
+    "'The image service pointed at an address this site will not fetch from.'; the body is never "
+    "read.",
+)
 def test_rebinding_is_caught_on_the_real_socket(
     server: ImageServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -476,6 +516,11 @@ def test_connection_refused_is_transient() -> None:
 # --- Content types ----------------------------------------------------------------------------
 
 
+@case(
+    "provider-bytes",
+    "An HTML page or other non-image type served as the picture",
+    "'The image service sent back something that is not a picture.'",
+)
 @pytest.mark.parametrize(
     "content_type", ["text/html", "text/html; charset=utf-8", "image/svg+xml", "image/gif"]
 )
@@ -490,6 +535,11 @@ def test_non_image_content_types_are_refused(server: ImageServer, content_type: 
 # --- Size -------------------------------------------------------------------------------------
 
 
+@case(
+    "provider-bytes",
+    "A Content-Length above MAX_BYTES",
+    "'The picture is larger than this site accepts.'; the body is not read.",
+)
 def test_content_length_over_the_cap_is_refused_unread(server: ImageServer) -> None:
     def huge(handler: Handler) -> None:
         handler.send_response(200)
@@ -512,6 +562,11 @@ def test_content_length_at_the_cap_is_accepted(server: ImageServer) -> None:
     assert fetch(server.url("/a.png"), max_bytes=len(PNG)).content == PNG
 
 
+@case(
+    "provider-bytes",
+    "A chunked body that grows past MAX_BYTES",
+    "'The picture is larger than this site accepts.'; cut mid-stream.",
+)
 def test_chunked_body_over_the_cap_is_cut_mid_stream(
     server: ImageServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -549,6 +604,11 @@ def test_chunked_body_over_the_cap_is_cut_mid_stream(
 # --- Deadline ---------------------------------------------------------------------------------
 
 
+@case(
+    "provider-bytes",
+    "A slow drip: a few bytes at a time past DOWNLOAD_TIMEOUT",
+    "'The image service took too long to answer. Try again.' at the deadline, whatever the pace.",
+)
 def test_slow_drip_is_cut_at_the_deadline(server: ImageServer) -> None:
     def drip(handler: Handler) -> None:
         handler.send_response(200)

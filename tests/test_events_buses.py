@@ -10,9 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,11 +28,12 @@ from page_images.events.hub import Hub, get_hub
 from page_images.events.memory import InProcessBus
 from page_images.events.redis import RedisBus
 from tests import machine
+from tests.reliability import case
+from tests.servers import free_port
 from tests.testapp.models import Page
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
-    from pathlib import Path
+    from collections.abc import AsyncIterator
 
 TIMEOUT = 5.0
 
@@ -169,80 +167,12 @@ def test_redis_bus_publish_with_no_server_logs_and_returns_quickly(caplog):
     assert "could not publish testapp.page:1" in caplog.text
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class OwnRedis:
-    """A redis-server of the test's own, on a free port, that the test may kill and restart."""
-
-    def __init__(self, folder: Path) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            message = "redis-server is not installed"
-            if machine.CI:
-                pytest.fail(f"{message}, and CI=true forbids skipping", pytrace=False)
-            pytest.skip(message)
-        self.executable = executable
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                *("--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
-                *("--dir", str(self.folder)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                with contextlib.suppress(redis.ConnectionError):
-                    if client.ping():
-                        return
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    pytest.fail(f"redis-server did not start on port {self.port}", pytrace=False)
-                time.sleep(0.02)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no goodbye to the clients, as in a crash
-        self.process.wait(timeout=5)
-
-    def freeze(self, frozen: bool) -> None:
-        """SIGSTOP: connections stay open and nothing answers, as behind a dead network link."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(timeout=5)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
+@case(
+    "events",
+    "Redis killed and restarted under the bus's listener",
+    "Publishing while down is logged in under a second, never raised; the listener reconnects "
+    "within 3 s and tells every stream to resync.",
+)
 @pytest.mark.redis
 def test_redis_bus_survives_an_outage_and_resyncs(own_redis, caplog):
     bus = RedisBus(url=own_redis.url, channel=unique_channel())
@@ -278,6 +208,11 @@ def test_redis_bus_survives_an_outage_and_resyncs(own_redis, caplog):
     assert timings["reconnect_after_restart"] < 3.0  # back-off is capped at 2 s
 
 
+@case(
+    "events",
+    "Redis stops answering without closing the connection (SIGSTOP)",
+    "The listener's ping times out, it reconnects and resyncs.",
+)
 @pytest.mark.redis
 def test_redis_bus_notices_a_server_that_stops_answering(own_redis, caplog):
     bus = RedisBus(url=own_redis.url, channel=unique_channel())
@@ -477,6 +412,11 @@ class FailingOnceBus(InProcessBus):
             yield reference
 
 
+@case(
+    "events",
+    "The bus listener crashes inside the web process",
+    "Restarted; every stream is told to resync.",
+)
 def test_hub_restarts_a_failed_listener_and_resyncs(caplog):
     bus = FailingOnceBus()
     hub = Hub(bus)
@@ -509,6 +449,11 @@ def test_get_bus_is_cached_and_rebuilt_when_the_setting_changes(settings):
     publish("testapp.page:1")  # no bus: a no-op
 
 
+@case(
+    "events",
+    "A broken EVENTS setting at publish time",
+    "Logged; the job still stores its picture.",
+)
 def test_publish_never_raises_even_with_a_broken_setting(settings, caplog):
     settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "EVENTS": {"BACKEND": "no.such.Bus"}}
     with caplog.at_level(logging.ERROR, logger="page_images.events"):

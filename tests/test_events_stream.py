@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import uvicorn
+from django.core import signing
 from django.core.asgi import get_asgi_application
 from django.core.signing import BadSignature
 from django.urls import path
@@ -25,6 +26,7 @@ from django.urls import path
 from page_images.events import publish, stream
 from page_images.events.hub import get_hub
 from page_images.events.stream import event_stream, sign_references, unsign_references
+from tests.reliability import case
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -239,6 +241,11 @@ def test_disconnect_removes_the_subscription(server, open_stream):
     publish(PAGE_1)  # nobody listens: nothing to deliver, nothing raised
 
 
+@case(
+    "requests",
+    "A stream URL whose signed list of records was edited, or missing",
+    "400; no subscription.",
+)
 def test_tampered_or_missing_refs_are_a_400(server, http):
     token = sign_references([PAGE_1])
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
@@ -249,6 +256,11 @@ def test_tampered_or_missing_refs_are_a_400(server, http):
         assert "refs" in response.text
 
 
+@case(
+    "requests",
+    "A stream URL signed over more than 1,000 records",
+    "400.",
+)
 def test_more_than_a_thousand_references_are_a_400(server, http):
     token = sign_references(f"testapp.page:{pk}" for pk in range(1001))
     response = http.get(server.url(f"?refs={token}"))
@@ -256,6 +268,11 @@ def test_more_than_a_thousand_references_are_a_400(server, http):
     assert "1000" in response.text
 
 
+@case(
+    "requests",
+    "POST to the event stream",
+    "405.",
+)
 def test_only_get(server, http):
     response = http.post(server.url(f"?refs={sign_references([PAGE_1])}"))
     assert response.status_code == 405
@@ -268,6 +285,11 @@ def test_no_bus_is_a_404_so_pages_poll(server, http, settings):
     assert response.status_code == 404
 
 
+@case(
+    "events",
+    "The event stream requested from a WSGI server",
+    "404 at once, so the page polls instead of tying up a worker thread.",
+)
 def test_wsgi_is_a_404_rather_than_an_endless_read(client):
     # Django's test client goes through the WSGI handler, as runserver and gunicorn do.
     response = client.get(f"/events/?refs={sign_references([PAGE_1])}")
@@ -282,3 +304,16 @@ def test_signed_references_round_trip_compactly():
     assert sign_references(["b:1", "a:1", "a:1"]) == sign_references(["a:1", "b:1"])
     with pytest.raises(BadSignature):
         unsign_references(token[:-1] + ("A" if token[-1] != "A" else "B"))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["a", "bm90IGpzb24", ".bm90IHpsaWI"],
+    ids=["not base64", "not JSON", "not zlib"],
+)
+def test_genuinely_signed_nonsense_is_a_bad_signature(payload):
+    # Found by fuzzing (tests/faults/test_fuzzing.py): a token signed with the site's key and the
+    # stream's salt but not made by sign_references raised binascii/JSON/zlib errors (a 500).
+    token = signing.TimestampSigner(salt=stream.SALT).sign(payload)
+    with pytest.raises(BadSignature):
+        unsign_references(token)

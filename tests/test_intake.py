@@ -24,6 +24,7 @@ from page_images.intake import (
     ValidatedImage,
     validate_image,
 )
+from tests.reliability import case
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -144,6 +145,11 @@ def test_too_many_bytes_are_refused() -> None:
     assert str(len(content)) in caught.value.detail
 
 
+@case(
+    "provider-bytes",
+    "A real PNG declared as text/html or image/svg+xml",
+    "'The image service sent back something that is not a picture.'",
+)
 @pytest.mark.parametrize(
     "declared",
     ["text/html", "text/html; charset=utf-8", "image/svg+xml", "image/gif", "text/plain"],
@@ -169,6 +175,11 @@ SVG = (
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
+@case(
+    "provider-bytes",
+    "SVG (with a script), an HTML error page, JSON, GIF, BMP or TIFF bytes",
+    "'The image service sent back something that is not a picture.'",
+)
 @pytest.mark.parametrize(
     ("content", "name"),
     [
@@ -202,6 +213,11 @@ def test_unknown_allowed_formats_are_ignored_not_decoded() -> None:
 # --- Refused as damaged -----------------------------------------------------------------------
 
 
+@case(
+    "provider-bytes",
+    "A truncated PNG, JPEG or WebP",
+    "'The picture that came back is damaged or incomplete.'",
+)
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_truncated_images_are_refused(fmt: str) -> None:
     content = image_bytes(fmt, (64, 64), noisy=True)
@@ -210,6 +226,11 @@ def test_truncated_images_are_refused(fmt: str) -> None:
     assert caught.value.user_message in (DAMAGED, NOT_A_PICTURE)
 
 
+@case(
+    "provider-bytes",
+    "A PNG with damaged pixel data",
+    "'The picture that came back is damaged or incomplete.'",
+)
 def test_png_with_a_corrupted_idat_byte_is_refused(png: bytes) -> None:
     position = idat_offset(png) + 10
     corrupt = png[:position] + bytes([png[position] ^ 0xFF]) + png[position + 1 :]
@@ -299,6 +320,12 @@ def test_pixel_cap_applies_even_if_pillow_limit_is_disabled(
         validate_image(blank_png(20000, 20000))
 
 
+@case(
+    "provider-bytes",
+    "A decompression bomb: a tiny file declaring 20000 x 20000 pixels",
+    "'The picture has more pixels than this site accepts.'; refused from the header, "
+    "never decoded.",
+)
 def test_tiny_file_declaring_20000x20000_is_refused() -> None:
     content = blank_png(20000, 20000)  # 400 Mpx in about 50 kB
     assert len(content) < 200_000
@@ -307,6 +334,11 @@ def test_tiny_file_declaring_20000x20000_is_refused() -> None:
     assert caught.value.user_message == TOO_MANY_PIXELS
 
 
+@case(
+    "provider-bytes",
+    "Pillow's own decompression-bomb guard fires",
+    "'The picture has more pixels than this site accepts.'",
+)
 @pytest.mark.parametrize(
     ("side", "kind"),
     [(10_000, "warning"), (14_000, "error")],  # 100 Mpx > MAX_IMAGE_PIXELS; 196 Mpx > twice it
@@ -355,12 +387,22 @@ def _validate_or_refuse(content: bytes) -> None:
     assert image.format in ("PNG", "JPEG", "WEBP")
 
 
+@case(
+    "fuzzing",
+    "Image intake with random bytes (hypothesis)",
+    "Only ever a readable refusal (InvalidImageError); never another exception.",
+)
 @FUZZ_SETTINGS
 @given(prefix=st.sampled_from(PREFIXES), tail=st.binary(max_size=512))
 def test_random_bytes_only_ever_raise_invalid_image(prefix: bytes, tail: bytes) -> None:
     _validate_or_refuse(prefix + tail)
 
 
+@case(
+    "fuzzing",
+    "Image intake with mutated and cut PNGs (hypothesis)",
+    "A valid picture or a readable refusal; never another exception.",
+)
 @FUZZ_SETTINGS
 @given(
     edits=st.lists(

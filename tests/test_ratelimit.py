@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import threading
+import uuid
 from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
 
 from page_images.ratelimit import allow, parse_rate
+from tests.machine import redis_url
+from tests.reliability import case
 
 
 @pytest.fixture(autouse=True)
@@ -32,3 +36,40 @@ def test_limit_per_user(settings):
 def test_no_limit(settings):
     settings.PAGE_IMAGES = {"RATE_LIMIT": None}
     assert all(allow(SimpleNamespace(pk=1)) for _ in range(100))
+
+
+@case(
+    "requests",
+    "A burst of 100 simultaneous clicks from one account against RATE_LIMIT 30/h, in Django's "
+    "local-memory cache and in Django's Redis cache",
+    "Exactly 30 go through; the rest get 429 'Too many images requested. Wait a minute and try "
+    "again.'",
+)
+@pytest.mark.parametrize("backend", ["locmem", "redis"])
+def test_the_limit_holds_under_a_concurrent_burst(settings, backend):
+    if backend == "redis":
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_url(),
+                "KEY_PREFIX": f"page_images_test_{uuid.uuid4().hex}",
+            }
+        }
+    settings.PAGE_IMAGES = {"RATE_LIMIT": "30/h"}
+    user = SimpleNamespace(pk=uuid.uuid4().int % 10**9)
+    barrier = threading.Barrier(100)
+    answers: list[bool] = []
+    lock = threading.Lock()
+
+    def click() -> None:
+        barrier.wait(timeout=30)
+        allowed = allow(user)
+        with lock:
+            answers.append(allowed)
+
+    threads = [threading.Thread(target=click) for _ in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert (answers.count(True), answers.count(False)) == (30, 70)

@@ -11,6 +11,7 @@ from page_images.references import (
     load_record,
     sign_record,
 )
+from tests.reliability import case
 from tests.testapp.models import Note, Page
 
 
@@ -24,6 +25,11 @@ def test_tampered_or_unsigned(token, db):
         load_record(token)
 
 
+@case(
+    "requests",
+    "A chip reference with its record id edited",
+    "Refused as tampered (400 'This button is out of date. Reload the page.').",
+)
 def test_edited_pk_breaks_the_signature(page):
     token = sign_record(page)
     with pytest.raises(BadReference):
@@ -41,6 +47,11 @@ def test_models_without_the_mixin_are_refused_even_when_signed(db):
         load_record(signing.Signer(salt=SALT).sign("nope.model:1"))
 
 
+@case(
+    "requests",
+    "A reference signed for another purpose (another salt) replayed at the trigger",
+    "Refused as tampered (400).",
+)
 def test_signed_with_another_salt_is_refused(page):
     with pytest.raises(BadReference):
         load_record(signing.Signer().sign(page.image_reference))

@@ -11,10 +11,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from page_images import services, signals
-from page_images.exceptions import EmptyPromptError, EnqueueError, StaleClaimError
+from page_images.exceptions import (
+    EmptyPromptError,
+    EnqueueError,
+    StaleClaimError,
+    StorageWriteError,
+)
 from page_images.testing import png_bytes
 from tests.conftest import celery_app
 from tests.machine import reachable
+from tests.reliability import case
 from tests.testapp.models import Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -151,6 +157,11 @@ def test_set_image_and_notify_keeps_other_fields_an_editor_changed(page):
     assert page.image_text == "Edited meanwhile"
 
 
+@case(
+    "concurrency",
+    "A job stores its picture after its claim was retaken (service level)",
+    "Refused (StaleClaimError); the newer state stays; its file is deleted.",
+)
 def test_a_stale_job_cannot_overwrite_and_leaves_no_file(page, settings):
     old = services.claim(page)
     Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
@@ -175,8 +186,9 @@ def test_storage_failure_changes_nothing(page, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(FileSystemStorage, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageWriteError, match="disk full") as caught:
         services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    assert isinstance(caught.value.__cause__, OSError)
     page.refresh_from_db()
     assert page.image_generating
     assert page.image_claim_token == token
@@ -195,6 +207,12 @@ def test_fail_generation_sends_the_signal_once(page):
     assert [kw["message"] for kw in failed] == ["Refused"]
 
 
+@case(
+    "worker",
+    "Claims older than CLAIM_TIMEOUT (dead workers)",
+    "page_images_release_stale releases them with 'The image job did not finish in time. Try "
+    "again.'",
+)
 def test_release_stale_claims(make_page, settings):
     fresh, stale, idle = make_page("one"), make_page("two"), make_page("three")
     services.claim(fresh)

@@ -13,6 +13,7 @@ from page_images.exceptions import (
     TransientGenerationError,
 )
 from tests.backends import ScriptedBackend
+from tests.reliability import case
 from tests.testapp.models import Note, Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,6 +102,11 @@ def test_oversize_bytes_are_refused(page, settings):
     assert page.image_state == "error"
 
 
+@case(
+    "storage",
+    "The record's text is emptied after the click",
+    "'There is no text to make a picture from.'; no provider call.",
+)
 def test_prompt_emptied_after_the_click(page):
     token = services.claim(page)
     Page.objects.filter(pk=page.pk).update(image_text="")
@@ -128,6 +134,12 @@ def test_a_job_whose_claim_was_retaken_does_nothing(page):
     assert page.image_claim_token == new
 
 
+@case(
+    "worker",
+    "An unexpected exception inside the job",
+    "'Something went wrong while making the image. Try again.'; the claim is released and the "
+    "error logged.",
+)
 def test_unexpected_errors_release_the_claim_and_surface(page):
     ScriptedBackend.reset(ZeroDivisionError("bug"))
     result = run(page)

@@ -6,10 +6,12 @@ import pytest
 from django.core import signing
 from django.core.cache import cache
 from django.test import Client
+from django.test.client import BOUNDARY, encode_multipart
 from django.urls import reverse
 
 from page_images.references import SALT, sign_record
 from tests.conftest import celery_app
+from tests.reliability import case
 from tests.test_services import free_port
 from tests.testapp.models import Note, Page
 
@@ -53,6 +55,11 @@ def test_editor_click_claims_and_queues_one_job(editor, page, published):
     assert page.image_generating
 
 
+@case(
+    "concurrency",
+    "A second click (or a replayed valid POST) while the job runs",
+    "200 with the generating container; no second job.",
+)
 def test_second_click_shows_the_current_state_and_queues_nothing(editor, page, published):
     client = client_for(editor)
     post(client, page)
@@ -62,6 +69,11 @@ def test_second_click_shows_the_current_state_and_queues_nothing(editor, page, p
     assert len(published) == 1
 
 
+@case(
+    "access",
+    "Anonymous click (htmx)",
+    "403 'You may not generate an image for this record.'; no job.",
+)
 def test_anonymous_htmx_is_forbidden(page, published):
     response = post(Client(), page)
     assert response.status_code == 403
@@ -69,6 +81,11 @@ def test_anonymous_htmx_is_forbidden(page, published):
     assert published == []
 
 
+@case(
+    "access",
+    "Anonymous plain POST (no JavaScript)",
+    "Redirect to the login page; no job.",
+)
 def test_anonymous_plain_post_is_sent_to_log_in(page, published, settings):
     response = Client().post(TRIGGER, {"ref": sign_record(page), "next": "/stories/"})
     assert response.status_code == 302
@@ -76,6 +93,11 @@ def test_anonymous_plain_post_is_sent_to_log_in(page, published, settings):
     assert published == []
 
 
+@case(
+    "access",
+    "Logged in without the model's change permission",
+    "403 with the container as it was, without a chip; no job, no claim.",
+)
 def test_user_without_permission_is_forbidden(reader, page, published):
     response = post(client_for(reader), page)
     assert response.status_code == 403
@@ -90,6 +112,11 @@ def only_alice(user, instance):
     return user.username == "alice"
 
 
+@case(
+    "access",
+    "Another user's record where the site's PERMISSION hook says no",
+    "403; no job. The hook's yes lets the click through.",
+)
 def test_site_wide_permission_hook(django_user_model, editor, page, published, settings):
     settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "PERMISSION": "tests.test_views.only_alice"}
     assert post(client_for(editor), page).status_code == 403
@@ -98,6 +125,11 @@ def test_site_wide_permission_hook(django_user_model, editor, page, published, s
     assert len(published) == 1
 
 
+@case(
+    "access",
+    "The model's can_generate_image() says no",
+    "403; no job.",
+)
 def test_a_model_can_decide_for_itself(editor, page, published, monkeypatch):
     monkeypatch.setattr(
         Page, "can_generate_image", lambda self, user: self.image_text.startswith("Mine")
@@ -106,6 +138,11 @@ def test_a_model_can_decide_for_itself(editor, page, published, monkeypatch):
     assert published == []
 
 
+@case(
+    "requests",
+    "Tampered, unsigned, empty or wrongly signed references",
+    "400 'This button is out of date. Reload the page.'; no job.",
+)
 @pytest.mark.parametrize(
     "ref", ["", "garbage", "testapp.page:1", signing.Signer().sign("testapp.page:1")]
 )
@@ -116,6 +153,11 @@ def test_tampered_references_are_bad_requests(editor, page, published, ref):
     assert published == []
 
 
+@case(
+    "requests",
+    "A validly signed reference to a model that does not use the mixin",
+    "400; no job.",
+)
 def test_references_to_other_models_are_bad_requests(editor, published, db):
     note = Note.objects.create(text="secret")
     response = post(client_for(editor), signing.Signer(salt=SALT).sign(f"testapp.note:{note.pk}"))
@@ -123,6 +165,11 @@ def test_references_to_other_models_are_bad_requests(editor, published, db):
     assert published == []
 
 
+@case(
+    "requests",
+    "A reference to a record deleted since the page was drawn",
+    "404 'This record no longer exists.'; no job.",
+)
 def test_deleted_record_is_not_found(editor, page, published):
     token = sign_record(page)
     Page.objects.filter(pk=page.pk).delete()
@@ -130,16 +177,31 @@ def test_deleted_record_is_not_found(editor, page, published):
     assert published == []
 
 
+@case(
+    "requests",
+    "GET instead of POST on the trigger",
+    "405; no job.",
+)
 def test_get_is_not_allowed(editor, page):
     assert client_for(editor).get(TRIGGER, {"ref": sign_record(page)}).status_code == 405
 
 
+@case(
+    "requests",
+    "POST without the CSRF token",
+    "403 from Django's CSRF check; no job.",
+)
 def test_missing_csrf_token_is_refused(editor, page, published):
     response = post(client_for(editor, enforce_csrf_checks=True), page)
     assert response.status_code == 403
     assert published == []
 
 
+@case(
+    "requests",
+    "A body larger than 4 KB",
+    "400 'The request was too large.'; no job.",
+)
 def test_oversized_body_is_refused(editor, page, published):
     client = client_for(editor)
     response = client.post(TRIGGER, {"ref": sign_record(page), "junk": "x" * 10_000}, **HTMX)
@@ -147,6 +209,11 @@ def test_oversized_body_is_refused(editor, page, published):
     assert published == []
 
 
+@case(
+    "requests",
+    "A click on a record with no text",
+    "400 'There is no text to make a picture from.'; nothing claimed, no provider call.",
+)
 def test_empty_prompt_explains_itself(editor, make_page, published):
     response = post(client_for(editor), make_page(""))
     assert response.status_code == 400
@@ -154,6 +221,12 @@ def test_empty_prompt_explains_itself(editor, make_page, published):
     assert published == []
 
 
+@case(
+    "broker",
+    "Broker down at the click (service and view)",
+    "503 'The image job could not be queued (the task queue is unreachable). Try again.'; the "
+    "claim is released.",
+)
 def test_broker_down_is_503_with_a_message_and_nothing_claimed(editor, page):
     with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
         response = post(client_for(editor), page)
@@ -163,6 +236,11 @@ def test_broker_down_is_503_with_a_message_and_nothing_claimed(editor, page):
     assert not page.image_generating
 
 
+@case(
+    "requests",
+    "More clicks than RATE_LIMIT from one account",
+    "429 'Too many images requested. Wait a minute and try again.'; no job.",
+)
 def test_rate_limit(editor, make_page, published, settings):
     settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "RATE_LIMIT": "2/m"}
     client = client_for(editor)
@@ -177,6 +255,11 @@ def test_plain_post_redirects_back(editor, page, published):
     assert len(published) == 1
 
 
+@case(
+    "requests",
+    "A next or Referer pointing off-site",
+    "The redirect goes to / instead.",
+)
 def test_plain_post_never_redirects_off_site(editor, page):
     response = client_for(editor).post(
         TRIGGER, {"ref": sign_record(page), "next": "https://evil.example/"}
@@ -184,6 +267,11 @@ def test_plain_post_never_redirects_off_site(editor, page):
     assert response["Location"] == "/"
 
 
+@case(
+    "rendering",
+    "An error message with HTML in it",
+    "Rendered escaped, with 'Try again'.",
+)
 def test_fragment_shows_the_current_state(page, editor):
     page.image_error = "Refused <b>by</b> policy"
     page.save()
@@ -200,6 +288,11 @@ def test_fragment_refuses_bad_references(db):
     assert Client().get("/page-images/fragment/", {"ref": "nope"}).status_code == 400
 
 
+@case(
+    "rendering",
+    "A record text with <script> shown in the container",
+    "Rendered as text (&lt;script&gt;), never as markup.",
+)
 def test_prompt_with_script_is_escaped_everywhere(editor, make_page):
     page = make_page('<script>alert("x")</script>')
     page.image = "page_images/x.png"
@@ -211,3 +304,40 @@ def test_prompt_with_script_is_escaped_everywhere(editor, make_page):
     )
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
+
+
+@case(
+    "requests",
+    "A Content-Length that is not a number (found by fuzzing)",
+    "400 'The request could not be read.'; no job.",
+)
+@pytest.mark.parametrize("length", ["abc", "1e9", "0x10"])
+def test_non_numeric_content_length_is_a_bad_request(editor, page, published, length):
+    # Found by fuzzing (tests/faults/test_fuzzing.py): int() of the header used to be a 500.
+    response = client_for(editor).post(
+        TRIGGER, {"ref": sign_record(page)}, CONTENT_LENGTH=length, **HTMX
+    )
+    assert response.status_code == 400
+    assert "could not be read" in response.content.decode()
+    assert published == []
+
+
+@case(
+    "requests",
+    "A multipart body whose charset is no text encoding (found by fuzzing)",
+    "400; no job.",
+)
+def test_multipart_charset_that_is_no_text_encoding_is_a_bad_request(editor, page, published):
+    # Found by fuzzing: Django's multipart parser raises LookupError for "charset=rot13" (a codec,
+    # but not a text encoding); the view used to let it through as a 500.
+    body = encode_multipart(BOUNDARY, {"ref": sign_record(page)})
+    response = client_for(editor).generic(
+        "POST",
+        TRIGGER,
+        body,
+        content_type=f"multipart/form-data; boundary={BOUNDARY}; charset=rot13",
+        **HTMX,
+    )
+    assert response.status_code == 400
+    assert "could not be read" in response.content.decode()
+    assert published == []

@@ -77,6 +77,8 @@ LOGOUT_REDIRECT_URL = "/"
 REDIS_URL = os.environ.get("REDIS_URL")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # Without these a Redis that stops answering would hold a click's request forever (W050).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
     EVENTS = {"BACKEND": "page_images.events.redis.RedisBus", "OPTIONS": {"url": REDIS_URL}}
 else:
     _broker = STATE_DIR / "broker"

@@ -1,7 +1,8 @@
 """System checks: a wrong setting is reported at start-up, with the key to change, not mid-job.
 
 Ids are never reused. E0xx are errors (the app cannot work), W0xx warnings (it works, but
-probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend.
+probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend, E04x/W04x
+to the event buses, W05x to Celery's configuration as the click sees it.
 """
 
 from __future__ import annotations
@@ -236,3 +237,38 @@ def _check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+#: Broker URL schemes served by kombu's Redis transport, whose sockets wait forever by default.
+_REDIS_SCHEMES = ("redis", "rediss", "sentinel", "socket")
+_BROKER_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+
+
+@register()
+def check_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when a Redis broker has no socket timeouts: a click could then wait forever.
+
+    The trigger view queues the job inside the editor's request. Celery bounds the retries of a
+    refused connection, but kombu's Redis sockets have no timeout of their own, so a broker that
+    accepts the connection and never answers (a hung server, a dead link behind a load balancer)
+    would hold the request, and the editor's chip, forever. The fix is one Celery setting.
+    """
+    from celery import current_app
+
+    url = current_app.conf.broker_write_url or current_app.conf.broker_url or ""
+    if not isinstance(url, str) or url.split("://", 1)[0].split("+")[0] not in _REDIS_SCHEMES:
+        return []
+    options = current_app.conf.broker_transport_options or {}
+    missing = [key for key in _BROKER_TIMEOUTS if options.get(key) is None]
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"Celery's Redis broker has no {' or '.join(missing)}: a broker that stops answering "
+            "would hold a click's request forever.",
+            hint="Set broker_transport_options = {'socket_timeout': 5, "
+            "'socket_connect_timeout': 5} (CELERY_BROKER_TRANSPORT_OPTIONS in Django settings "
+            "with the CELERY namespace).",
+            id="page_images.W050",
+        )
+    ]

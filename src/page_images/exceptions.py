@@ -93,6 +93,16 @@ class InvalidImageError(PermanentGenerationError):
     default_message = "The image service sent back something that is not a usable image."
 
 
+class StorageWriteError(PermanentGenerationError):
+    """The picture was made but the storage refused it (disk full, permissions, a bucket error).
+
+    Not retried by the task: a retry would pay the provider again for a picture that may meet the
+    same full disk. The editor's next click starts afresh.
+    """
+
+    default_message = "The picture was made but could not be saved. Try again."
+
+
 class GenerationTimeoutError(TransientGenerationError):
     """The provider or the download did not finish within its deadline."""
 

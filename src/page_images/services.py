@@ -20,11 +20,17 @@ from django.utils.module_loading import import_string
 
 from page_images import signals
 from page_images.conf import app_settings
-from page_images.exceptions import EmptyPromptError, EnqueueError, StaleClaimError
+from page_images.exceptions import (
+    EmptyPromptError,
+    EnqueueError,
+    StaleClaimError,
+    StorageWriteError,
+)
 from page_images.models import ImageGeneratingMixin, image_generating_models
 
 if TYPE_CHECKING:
     from django.core.files import File
+    from django.core.files.storage import Storage
 
     from page_images.backends.base import GeneratedImage
 
@@ -167,8 +173,9 @@ def set_image_and_notify(
 
     With ``token``, the write happens only if that claim still holds; otherwise the stored file is
     deleted again and :class:`StaleClaimError` raised, so neither a stale picture nor an orphan
-    file is left behind. The file is written before the row: a failed write leaves the row as it
-    was, and a failed row update removes the file.
+    file is left behind. The file is written before the row: a failed write removes what it wrote
+    and raises :class:`StorageWriteError` with the row as it was, and a failed row update removes
+    the file.
     """
     model = type(instance)
     field = instance._meta.get_field(instance.image_field_name)
@@ -176,7 +183,11 @@ def set_image_and_notify(
         raise TypeError(f"{model._meta.label}.{instance.image_field_name} is not a FileField")
     storage = field.storage
     name = field.generate_filename(instance, image_file.name or "image")
-    stored_name = storage.save(name, image_file, max_length=field.max_length)
+    try:
+        stored_name = storage.save(name, image_file, max_length=field.max_length)
+    except Exception as exc:
+        _remove_partial(storage, name)
+        raise StorageWriteError(detail=f"{type(exc).__name__}: {exc}") from exc
     rows = _rows(model, instance.pk, instance._state.db)
     if token is not None:
         rows = rows.filter(image_claim_token=token)
@@ -196,6 +207,16 @@ def set_image_and_notify(
     instance.image_error = ""
     signals.generation_succeeded.send(sender=model, instance=instance, image=image, token=token)
     notify(instance)
+
+
+def _remove_partial(storage: Storage, name: str) -> None:
+    # Django's FileSystemStorage leaves the bytes written so far when a write fails (disk full).
+    # The task's file names carry the claim token, so a file at ``name`` can only be this job's.
+    try:
+        if storage.exists(name):
+            storage.delete(name)
+    except Exception:
+        logger.exception("Could not remove the partly written picture %s", name)
 
 
 def fail_generation(

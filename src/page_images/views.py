@@ -39,6 +39,14 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def _declared_length(request: HttpRequest) -> int | None:
+    """The body's declared size; None when the Content-Length header is not a number."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+
+
 def _container(
     request: HttpRequest, instance: ImageGeneratingMixin, status: int, message: str = ""
 ) -> HttpResponse:
@@ -82,12 +90,21 @@ def _answer(
 @require_POST
 def trigger(request: HttpRequest) -> HttpResponse:
     """Claim the record and queue its job; answer with the container in its new state."""
-    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+    length = _declared_length(request)
+    if length is None:
+        return _refusal(400, _("The request could not be read."))
+    if length > MAX_BODY_BYTES:
         return _refusal(400, _("The request was too large."))
-    if not request.user.is_authenticated and not _is_htmx(request):
-        return redirect_to_login(request.POST.get("next") or "/")
     try:
-        instance = load_record(request.POST.get("ref", ""))
+        form = request.POST
+    except LookupError:
+        # Django's multipart parser raises this for a charset that names no text encoding
+        # ("charset=rot13"); Django answers its other parse errors with a 400 by itself.
+        return _refusal(400, _("The request could not be read."))
+    if not request.user.is_authenticated and not _is_htmx(request):
+        return redirect_to_login(form.get("next") or "/")
+    try:
+        instance = load_record(form.get("ref", ""))
     except BadReference:
         return _answer(request, None, 400, _("This button is out of date. Reload the page."))
     except RecordNotFound:

@@ -10,6 +10,7 @@ under ASGI every such access would cost a thread hop per event, per client.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from typing import TYPE_CHECKING, Final
 
 from django.core import signing
@@ -56,7 +57,12 @@ def sign_references(references: Iterable[str]) -> str:
 
 def unsign_references(token: str) -> list[str]:
     """The references in ``token``; raises ``signing.BadSignature`` if it was tampered with."""
-    value = signing.loads(token, salt=SALT)
+    try:
+        value = signing.loads(token, salt=SALT)
+    except (ValueError, zlib.error) as exc:
+        # Genuinely signed, but around a payload sign_references never makes (base64, zlib or
+        # JSON that does not decode): as unusable as a forged token, and answered the same way.
+        raise signing.BadSignature("The token does not hold a list of references.") from exc
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise signing.BadSignature("The token does not hold a list of references.")
     return value

@@ -38,7 +38,9 @@ def page_image_chip(context: template.Context, instance: Any) -> dict[str, Any]:
     """
     record = _checked(instance)
     chip = chip_context(context.get("request"), record, target="this")
-    chip["show"] = chip["can_generate"] and not record.image_file and not record.image_generating
+    chip["show"] = (
+        not record.image_file and not record.image_generating and bool(chip["can_generate"])
+    )
     chip["csrf_token"] = context.get("csrf_token")
     return chip
 

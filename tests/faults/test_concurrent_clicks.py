@@ -16,6 +16,7 @@ from django.db import connection
 from page_images import services
 from tests.conftest import celery_app
 from tests.machine import redis_url
+from tests.reliability import case
 from tests.testapp.models import Page
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -49,6 +50,11 @@ def click_together(pk: int) -> list[object]:
     return results
 
 
+@case(
+    "concurrency",
+    "50 threads click one record at once, 20 rounds, on PostgreSQL and Redis",
+    "Exactly one claim and one job per round, counted at Celery's publish and in Redis's queue.",
+)
 def test_fifty_concurrent_clicks_enqueue_exactly_one_job(page, published):
     assert connection.vendor == "postgresql"
     url = redis_url()

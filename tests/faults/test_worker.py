@@ -25,6 +25,7 @@ from page_images import services, tasks
 from page_images.testing import Respond
 from tests.conftest import celery_app, settled, wait_for
 from tests.machine import redis_url
+from tests.reliability import case
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -92,6 +93,12 @@ def broker() -> Iterator[tuple[str, str]]:
         yield url, app.conf.task_default_queue
 
 
+@case(
+    "worker",
+    "Worker process SIGKILLed mid-job",
+    "Generating until CLAIM_TIMEOUT; then page_images_release_stale (or the next click) shows "
+    "'The image job did not finish in time. Try again.' and the next click makes the picture.",
+)
 def test_worker_killed_mid_job_is_recovered(
     page, provider, litellm_settings, settings, broker, tmp_path
 ):
@@ -118,6 +125,11 @@ def test_worker_killed_mid_job_is_recovered(
     assert page.image_state == "ready"
 
 
+@case(
+    "worker",
+    "The job passes its soft time limit (provider hangs past TASK_SOFT_TIME_LIMIT)",
+    "'The image took too long to make. Try again.'; not retried.",
+)
 def test_soft_time_limit_ends_with_a_readable_error(
     page, provider, litellm_settings, settings, broker, tmp_path
 ):
@@ -137,6 +149,11 @@ def test_soft_time_limit_ends_with_a_readable_error(
     assert provider.generation_calls == 1, "a time limit is not retried"
 
 
+@case(
+    "worker",
+    "The pool kills the job at its hard time limit",
+    "An error, or generating until CLAIM_TIMEOUT; the next click then makes the picture.",
+)
 def test_hard_time_limit_kill_is_never_stuck(
     page, provider, litellm_settings, settings, broker, tmp_path
 ):
