@@ -644,7 +644,7 @@ def test_trigger_raw_bodies(
 @case(
     "requests",
     "Bodies Django's own CSRF check cannot parse (urlencoded with a non-UTF-8 charset, multipart "
-    "with charset=rot13, a non-numeric Content-Length) when a CSRF cookie is sent",
+    "with charset=rot13) when a CSRF cookie is sent",
     "A 500 from Django's CsrfViewMiddleware before our view runs: a Django bug (5.2 to 6.1), "
     "pinned by a strict xfail so we learn when it is fixed.",
 )
@@ -653,7 +653,8 @@ def test_trigger_raw_bodies(
     [
         ("application/x-www-form-urlencoded; charset=latin-1", None),
         (f"multipart/form-data; boundary={BOUNDARY}; charset=rot13", None),
-        ("application/x-www-form-urlencoded", "abc"),
+        # A non-numeric Content-Length is a 500 in Django's CSRF check too on Python 3.11, not on
+        # 3.13: the fuzzer leaves it out, but it cannot be pinned by a strict xfail.
     ],
 )
 @pytest.mark.xfail(
