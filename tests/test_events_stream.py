@@ -1,4 +1,7 @@
-"""The event-stream view under a real ASGI server (uvicorn in a thread), read over a real socket.
+"""The event stream under a real ASGI server (uvicorn in a thread), read over a real socket.
+
+Every test runs twice: through Django's ASGI handler (the view) and through
+:class:`page_images.asgi.EventStreams` in front of it, which must answer alike.
 
 The stream is read with a raw socket rather than an HTTP client so that the test controls the
 one thing that matters most here: the moment the connection drops, and what the server does then.
@@ -21,8 +24,10 @@ import uvicorn
 from django.core import signing
 from django.core.asgi import get_asgi_application
 from django.core.signing import BadSignature
+from django.http import HttpResponse
 from django.urls import path
 
+from page_images.asgi import EventStreams
 from page_images.events import publish, stream
 from page_images.events.hub import get_hub
 from page_images.events.stream import event_stream, sign_references, unsign_references
@@ -31,7 +36,10 @@ from tests.reliability import case
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-urlpatterns = [path("events/", event_stream)]
+urlpatterns = [
+    path("events/", event_stream),
+    path("hello/", lambda request: HttpResponse("hello from Django")),
+]
 
 PAGE_1 = "testapp.page:1"
 PAGE_2 = "testapp.page:2"
@@ -40,9 +48,11 @@ PAGE_2 = "testapp.page:2"
 class ServerThread:
     """uvicorn serving Django's ASGI application from its own thread and event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, front: bool = False) -> None:
+        self.front = front
+        application = get_asgi_application()
         config = uvicorn.Config(
-            get_asgi_application(),
+            EventStreams(application) if front else application,
             host="127.0.0.1",
             port=0,
             lifespan="off",
@@ -79,13 +89,13 @@ class ServerThread:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(count(), self.loop).result(timeout=5)
 
-    def url(self, query: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}/events/{query}"
+    def url(self, query: str = "", path: str = "/events/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}{query}"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    thread = ServerThread()
+@pytest.fixture(scope="module", params=["view", "front"])
+def server(request: pytest.FixtureRequest) -> Iterator[ServerThread]:
+    thread = ServerThread(front=request.param == "front")
     thread.start()
     try:
         yield thread
@@ -107,10 +117,10 @@ def http() -> Iterator[httpx.Client]:
 class EventStream:
     """An EventSource's side of the connection: HTTP/1.1, chunked, frames split on blank lines."""
 
-    def __init__(self, port: int, token: str) -> None:
+    def __init__(self, port: int, token: str, host: str = "127.0.0.1") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.sock.sendall(
-            f"GET /events/?refs={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"GET /events/?refs={token} HTTP/1.1\r\nHost: {host}\r\n"
             "Accept: text/event-stream\r\n\r\n".encode()
         )
         self.raw = b""
@@ -191,7 +201,7 @@ def wait_for_subscribers(server: ServerThread, expected: int, timeout: float = 2
     return time.monotonic() - started
 
 
-def test_stream_opens_with_retry_and_resync_then_sends_only_its_changes(open_stream):
+def test_stream_opens_with_retry_and_resync_then_sends_only_its_changes(server, open_stream):
     events = open_stream(PAGE_1)
     assert events.status == 200
     assert events.headers["content-type"] == "text/event-stream"
@@ -317,3 +327,55 @@ def test_genuinely_signed_nonsense_is_a_bad_signature(payload):
     token = signing.TimestampSigner(salt=stream.SALT).sign(payload)
     with pytest.raises(BadSignature):
         unsign_references(token)
+
+
+@pytest.fixture(scope="module")
+def front() -> Iterator[ServerThread]:
+    thread = ServerThread(front=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+def test_the_front_hands_every_other_request_to_django(front, http):
+    response = http.get(front.url(path="/hello/"))
+    assert response.status_code == 200
+    assert response.text == "hello from Django"
+    assert http.get(front.url(path="/nowhere/")).status_code == 404
+
+
+@case(
+    "requests",
+    "An event stream asked for with a Host header not in ALLOWED_HOSTS",
+    "400, as Django answers any request for a host it does not serve.",
+)
+def test_a_host_not_allowed_is_a_400(front, http, settings):
+    settings.ALLOWED_HOSTS = ["pages.example"]
+    token = sign_references([PAGE_1])
+    response = http.get(front.url(f"?refs={token}"), headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    events = EventStream(front.port, token, host="pages.example")
+    try:
+        assert events.status == 200
+    finally:
+        events.close()
+
+
+def test_an_open_stream_holds_no_thread(server):
+    # Django's handler gives each request a thread for its sync middleware: for a stream it would
+    # idle for hours, one per open tab (stream._release_request_thread; the front has none).
+    before = threading.active_count()
+    streams = [
+        EventStream(server.port, sign_references([f"testapp.page:{pk}"])) for pk in range(20)
+    ]
+    try:
+        for events in streams:
+            assert events.frame() == "retry: 3000"
+        wait_for_subscribers(server, 20)
+        assert threading.active_count() <= before + 1  # asgiref's pool may add one thread
+    finally:
+        for events in streams:
+            events.close()
+        wait_for_subscribers(server, 0)

@@ -3,6 +3,10 @@
 Ids are never reused. E0xx are errors (the app cannot work), W0xx warnings (it works, but
 probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend, E04x/W04x
 to the event buses, W05x to Celery's configuration as the click sees it.
+
+This module is imported by ``PageImagesConfig.ready()`` to register the checks, so it runs in every
+web process's ``django.setup()``. What only a check needs (the event buses, the rate parser,
+Celery) is imported inside the check that uses it: start-up pays for the registration alone.
 """
 
 from __future__ import annotations
@@ -18,10 +22,8 @@ from django.utils.module_loading import import_string
 
 from page_images.backends import build_backend
 from page_images.conf import DEFAULTS, SETTING_NAME, parse_size
-from page_images.events import check_events
 from page_images.exceptions import PageImagesConfigurationError
 from page_images.models import ImageGeneratingMixin, image_generating_models
-from page_images.ratelimit import parse_rate
 
 _POSITIVE_NUMBERS = (
     "MAX_BYTES",
@@ -67,7 +69,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if merged["PERMISSION"] is not None:
         messages += _check_dotted_path("PERMISSION", merged["PERMISSION"], "page_images.E013")
     messages += _check_rate(merged["RATE_LIMIT"])
-    messages += check_events(merged["EVENTS"])
+    messages += _check_events(merged["EVENTS"])
     if not settings.DEBUG and merged["BACKEND"] == DEFAULTS["BACKEND"]:
         messages.append(
             Warning(
@@ -166,6 +168,8 @@ def _check_dotted_path(key: str, path: Any, check_id: str) -> list[CheckMessage]
 
 
 def _check_rate(rate: Any) -> list[CheckMessage]:
+    from page_images.ratelimit import parse_rate
+
     if rate is None:
         return []
     try:
@@ -173,6 +177,12 @@ def _check_rate(rate: Any) -> list[CheckMessage]:
     except ValueError as exc:
         return [_error(f"{SETTING_NAME}['RATE_LIMIT']: {exc}.", "page_images.E014")]
     return []
+
+
+def _check_events(config: Any) -> list[CheckMessage]:
+    from page_images.events import check_events
+
+    return check_events(config)
 
 
 def _check_backend(path: Any, options: Any) -> list[CheckMessage]:

@@ -3,27 +3,38 @@
 The trigger view, the fragment view and the tags must render the same markup for the same state, or
 a reload would show something other than the live update did; so all three build it here.
 
-A page may show hundreds of containers, so the work is split by how often it changes: what every
-container of a page shares (two URLs, two labels, the page's own path) is worked out once per
-request; values that can never need HTML-escaping (the state, the DOM key, the signed reference,
-URLs without special characters) are marked safe, so the template does not escape them again; and
-the permission check runs only if the template asks for it (a container showing a picture never
-does). Measured on 200 containers, that halved the cost (docs/benchmarks.md, target 4).
+A page may show hundreds of containers, so the work is split by how often it changes. What every
+container of a page shares (two URLs, two labels, the page's own path, the signer with its key
+already derived) is worked out once per request. The labels are lazy, translated when a chip shows
+them; the URLs are reversed again for another language only if the URLconf puts the language into
+URLs, because asking which language is active costs as much as the rest of a record's values.
+Values that can never need HTML-escaping (the state, the DOM key, a signed reference whose key is a
+number or a slug, URLs without special characters) are marked safe, so the template does not escape
+them again and the tags output them as they are (see ``templatetags/page_images.py``); anything
+else, a text key included, is left to the template's escaping. The permission check runs only if
+the template asks for it (a container showing a picture never does). Measured on 200 containers
+(docs/benchmarks.md, target 4), a page of them went from 3.1 to about 1.8 times the cost of as many
+plain ``<img>`` tags.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+from weakref import WeakKeyDictionary
 
-from django.urls import reverse
+from django.core import signing
+from django.urls import LocalePrefixPattern, URLResolver, get_resolver, get_urlconf, reverse
+from django.utils.crypto import salted_hmac
+from django.utils.functional import Promise
 from django.utils.safestring import SafeString
-from django.utils.translation import get_language
-from django.utils.translation import gettext as _
+from django.utils.translation import get_language, gettext_lazy
 
 from page_images.conf import app_settings
 from page_images.permissions import can_generate
-from page_images.references import event_key, sign_record
+from page_images.references import SALT, event_key
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -33,6 +44,32 @@ if TYPE_CHECKING:
 REFERENCES_ATTRIBUTE = "_page_images_references"
 PAGE_ATTRIBUTE = "_page_images_page"
 _STATES = {state: SafeString(state) for state in ("generating", "ready", "error", "empty")}
+_CHIP_LABEL = gettext_lazy("✨ Generate image")
+_RETRY_LABEL = gettext_lazy("Try again")
+#: A signed reference of this shape (any integer or slug key) needs no HTML-escaping, only ':'
+#: needs URL-quoting, and its DOM key only has '.' and ':' to replace.
+_PLAIN_SIGNED = re.compile(r"[A-Za-z0-9_.:-]*")
+
+
+class _RecordSigner(signing.Signer):
+    """``sign_record()``'s signer, whose HMAC key is derived once rather than once per record.
+
+    The signatures are ``Signer(salt=SALT)``'s own, byte for byte (``load_record`` checks them, and
+    so do the tests): ``signature`` is ``signing.base64_hmac(salt + "signer", value, key)``, but the
+    key derivation inside ``salted_hmac`` (a hash of the secret) is done once per page and the keyed
+    HMAC copied for each record. Any other key (a fallback, when unsigning) goes Django's way.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(salt=SALT)
+        self._keyed = salted_hmac(SALT + "signer", b"", self.key, algorithm=self.algorithm)
+
+    def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
+        if key is not None and key != self.key:
+            return super().signature(value, key)
+        mac = self._keyed.copy()
+        mac.update(value.encode() if isinstance(value, str) else value)
+        return signing.b64_encode(mac.digest()).decode()
 
 
 def remember(request: HttpRequest | None, reference: str) -> None:
@@ -101,23 +138,85 @@ class _Permission:
 
 
 def _page_context(request: HttpRequest | None) -> dict[str, Any]:
-    """What every container of a page shares, worked out once per request (and language)."""
-    language = get_language()
+    """What every container of a page shares, worked out once per request.
+
+    The labels are lazy, so each is translated when (and into the language in which) a chip shows
+    it. The URLs are reversed again when the language changes only if the URLconf puts the
+    language into URLs at all: asking for the active language costs as much as the rest of a
+    container's values together.
+    """
     page: dict[str, Any] | None = None
     if request is not None:
         page = request.__dict__.get(PAGE_ATTRIBUTE)
-    if page is None or page["language"] != language:
+    if page is None or (page["language"] is not None and page["language"] != get_language()):
         page = {
-            "language": language,
+            "language": get_language() if _urls_follow_language() else None,
             "trigger_url": _safe_if_plain(reverse("page_images:trigger")),
             "fragment_url": _safe_if_plain(reverse("page_images:fragment")),
             "next": request.get_full_path() if request is not None else "",
-            "chip_label": _("✨ Generate image"),
-            "retry_label": _("Try again"),
+            "chip_label": _CHIP_LABEL,
+            "retry_label": _RETRY_LABEL,
+            "signer": _RecordSigner(),
         }
         if request is not None:
             request.__dict__[PAGE_ATTRIBUTE] = page
     return page
+
+
+#: Per URLconf (its resolver): whether reverse() can answer differently in another language.
+_FOLLOWS_LANGUAGE: WeakKeyDictionary[URLResolver, bool] = WeakKeyDictionary()
+
+
+def _urls_follow_language() -> bool:
+    """Whether the current URLconf uses i18n_patterns() or a translated (lazy) route anywhere.
+
+    Those are the two ways Django puts the language into URLs; the resolver itself tests a route
+    the same way (a plain ``str`` is compiled once for every language).
+    """
+    resolver = get_resolver(get_urlconf())
+    follows = _FOLLOWS_LANGUAGE.get(resolver)
+    if follows is None:
+        follows = _FOLLOWS_LANGUAGE[resolver] = _patterns_follow_language(resolver.url_patterns)
+    return follows
+
+
+def _patterns_follow_language(patterns: Any) -> bool:
+    for entry in patterns:
+        pattern = entry.pattern
+        if isinstance(pattern, LocalePrefixPattern) or any(
+            isinstance(value, Promise) for value in vars(pattern).values()
+        ):
+            return True
+        if isinstance(entry, URLResolver) and _patterns_follow_language(entry.url_patterns):
+            return True
+    return False
+
+
+def _record_context(
+    request: HttpRequest | None,
+    instance: ImageGeneratingMixin,
+    user: Any,
+    target: str,
+    page: dict[str, Any],
+) -> tuple[dict[str, Any], str, bool]:
+    """What a chip shows for ``instance``; its reference; whether the signed one is plain."""
+    reference = instance.image_reference
+    remember(request, reference)
+    signed = page["signer"].sign(reference)
+    plain = _PLAIN_SIGNED.fullmatch(signed) is not None
+    context = {
+        "instance": instance,
+        "signed": SafeString(signed) if plain else _safe_if_plain(signed),
+        "trigger_url": page["trigger_url"],
+        "next": page["next"],
+        "target": target,
+        "can_generate": _Permission(
+            user if user is not None else getattr(request, "user", None), instance
+        ),
+        "chip_label": page["chip_label"],
+        "retry_label": page["retry_label"],
+    }
+    return context, reference, plain
 
 
 def chip_context(
@@ -128,21 +227,8 @@ def chip_context(
     target: str,
     page: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    user = user if user is not None else getattr(request, "user", None)
-    reference = instance.image_reference
-    remember(request, reference)
     page = page if page is not None else _page_context(request)
-    return {
-        "instance": instance,
-        # Signer output is base64 and ':' only: nothing to escape.
-        "signed": SafeString(sign_record(instance)),
-        "trigger_url": page["trigger_url"],
-        "next": page["next"],
-        "target": target,
-        "can_generate": _Permission(user, instance),
-        "chip_label": page["chip_label"],
-        "retry_label": page["retry_label"],
-    }
+    return _record_context(request, instance, user, target, page)[0]
 
 
 def container_context(
@@ -153,15 +239,28 @@ def container_context(
     user: Any = None,
 ) -> dict[str, Any]:
     page = _page_context(request)
-    context = chip_context(request, instance, user=user, target="closest .page-images", page=page)
+    context, reference, plain = _record_context(
+        request, instance, user, "closest .page-images", page
+    )
+    signed = context["signed"]
+    if plain:  # what event_key() and quote() make of it
+        key, query = reference.replace(".", "-").replace(":", "-"), signed.replace(":", "%3A")
+    else:
+        key, query = event_key(reference), quote(signed)
+    # The fragment URL with this record's reference: once quoted, nothing in it to escape.
+    fragment_url = page["fragment_url"]
+    refresh_url = f"{fragment_url}?ref={query}"
     state = instance.image_state
     poll = state == "generating" and not streaming_enabled(request)
     context.update(
         {
             "state": _STATES.get(state, state),
             # event_key keeps letters, digits, '_' and '-' only.
-            "key": SafeString(event_key(instance.image_reference)),
-            "fragment_url": page["fragment_url"],
+            "key": SafeString(key),
+            "fragment_url": fragment_url,
+            "refresh_url": SafeString(refresh_url)
+            if isinstance(fragment_url, SafeString)
+            else refresh_url,
             "image_url": instance.image_file.url if state == "ready" else "",
             "alt": instance.get_image_alt_text(),
             "error": instance.image_error,

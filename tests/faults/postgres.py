@@ -52,19 +52,7 @@ def own_postgres(max_connections: int = 300) -> Iterator[int]:
         shutil.chown(folder, "postgres")
     data, log, port = folder / "data", folder / "server.log", free_port()
     subprocess.run(
-        [
-            *as_user,
-            str(binaries / "initdb"),
-            "-D",
-            str(data),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ],
+        [*as_user, str(binaries / "initdb"), "-D", str(data), *INITDB_OPTIONS],
         check=True,
         capture_output=True,
         timeout=120,

@@ -4,6 +4,12 @@ Measured on this design's load test: one bus listener per process feeding an asy
 client held 10,000 clients in one uvicorn worker at ~57 KB each, where one pub/sub connection per
 client cost 1.6x the memory and 2-3x the latency. So a stream never listens to the bus itself; it
 subscribes to the hub of its event loop for the references its page shows.
+
+A process may hold ten thousand idle subscriptions, so each one is kept small (docs/benchmarks.md,
+target 2): an :class:`Inbox` rather than an ``asyncio.Queue`` (three deques and an event, ~3 KB,
+where one list and one future do), the reference index pointing at the inbox itself while a record
+has one subscriber (a set only from the second), and a waiting stream holding a timer handle, not a
+task, for its keep-alive.
 """
 
 from __future__ import annotations
@@ -12,17 +18,18 @@ import asyncio
 import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 from page_images.events.base import RESYNC
 from page_images.exceptions import PageImagesConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Collection
+    from collections.abc import Collection, Iterable
+    from types import TracebackType
 
     from page_images.events.base import EventBus
 
-__all__ = ["Hub", "get_hub", "reset_hubs"]
+__all__ = ["Hub", "Inbox", "get_hub", "reset_hubs"]
 
 logger = logging.getLogger("page_images.events")
 
@@ -30,8 +37,106 @@ _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
 _hubs_lock = threading.Lock()
 
 
+class Inbox:
+    """A bounded FIFO of references for one consumer: the part of ``asyncio.Queue`` a stream uses.
+
+    ``put_nowait`` raises ``asyncio.QueueFull`` past ``maxsize``, as a queue does. One coroutine
+    reads it at a time (the stream that owns it); a second concurrent reader is refused.
+    """
+
+    __slots__ = ("_items", "_waiter", "maxsize")
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = maxsize
+        self._items: list[str] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= len(self._items)
+
+    def put_nowait(self, item: str) -> None:
+        if self.full():
+            raise asyncio.QueueFull
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def get_nowait(self) -> str:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.pop(0)
+
+    async def get(self) -> str:
+        """The next item, waiting as long as it takes."""
+        while not self._items:
+            await self._wait(None)
+        return self._items.pop(0)
+
+    async def wait(self, timeout: float) -> str | None:
+        """The next item, or None if none came within ``timeout`` seconds."""
+        if not self._items:
+            await self._wait(timeout)
+        return self._items.pop(0) if self._items else None
+
+    async def _wait(self, timeout: float | None) -> None:
+        if self._waiter is not None:
+            raise RuntimeError("an Inbox has one reader at a time")
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+#: What the reference index holds: the one inbox that wants a reference, or a set of them.
+_Subscribers = Union[Inbox, "set[Inbox]"]
+
+
+class _Subscription:
+    """``async with hub.subscription(references) as inbox``: subscribed inside, removed on exit."""
+
+    __slots__ = ("hub", "inbox", "references")
+
+    def __init__(self, hub: Hub, references: tuple[str, ...]) -> None:
+        self.hub = hub
+        self.references = references
+        self.inbox = Inbox(maxsize=hub.queue_size)
+
+    async def __aenter__(self) -> Inbox:
+        self.hub._subscribe(self.inbox, self.references)
+        if self.hub._start_listener():
+            # Let the listener take its first step (in-process and file buses register
+            # there), so that an event published as soon as the stream opens is not missed.
+            await asyncio.sleep(0)
+        return self.inbox
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.hub._unsubscribe(self.inbox)
+
+
 class Hub:
-    """Dispatches each event to the queues subscribed to its reference, and RESYNC to all."""
+    """Dispatches each event to the inboxes subscribed to its reference, and RESYNC to all."""
 
     #: Events a slow client may have waiting; past that it gets RESYNC instead (see _offer).
     queue_size: int = 100
@@ -41,39 +146,43 @@ class Hub:
 
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
-        # reference -> queues, so that an event costs O(its subscribers), not O(all clients).
-        self._by_reference: dict[str, set[asyncio.Queue[str]]] = {}
-        self._subscriptions: dict[asyncio.Queue[str], frozenset[str]] = {}
+        # reference -> inbox(es), so that an event costs O(its subscribers), not O(all clients).
+        self._by_reference: dict[str, _Subscribers] = {}
+        self._subscriptions: dict[Inbox, tuple[str, ...]] = {}
         self._task: asyncio.Task[None] | None = None
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
 
-    @contextlib.asynccontextmanager
-    async def subscription(self, references: Collection[str]) -> AsyncIterator[asyncio.Queue[str]]:
-        """A queue that receives each matching reference, and RESYNC; removed on any exit."""
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=self.queue_size)
-        wanted = frozenset(references)
-        try:
-            self._subscriptions[queue] = wanted
-            for reference in wanted:
-                self._by_reference.setdefault(reference, set()).add(queue)
-            if self._start_listener():
-                # Let the listener take its first step (in-process and file buses register
-                # there), so that an event published as soon as the stream opens is not missed.
-                await asyncio.sleep(0)
-            yield queue
-        finally:
-            self._unsubscribe(queue)
+    def subscription(self, references: Iterable[str]) -> _Subscription:
+        """An inbox that receives each matching reference, and RESYNC; removed on any exit."""
+        return _Subscription(self, tuple(dict.fromkeys(references)))
 
-    def _unsubscribe(self, queue: asyncio.Queue[str]) -> None:
-        for reference in self._subscriptions.pop(queue, frozenset()):
-            queues = self._by_reference.get(reference)
-            if queues is not None:
-                queues.discard(queue)
-                if not queues:
-                    del self._by_reference[reference]
+    def _subscribe(self, inbox: Inbox, references: tuple[str, ...]) -> None:
+        self._subscriptions[inbox] = references
+        index = self._by_reference
+        for reference in references:
+            current = index.get(reference)
+            if current is None:
+                index[reference] = inbox
+            elif isinstance(current, set):
+                current.add(inbox)
+            else:
+                index[reference] = {current, inbox}
+
+    def _unsubscribe(self, inbox: Inbox) -> None:
+        index = self._by_reference
+        for reference in self._subscriptions.pop(inbox, ()):
+            current = index.get(reference)
+            if current is inbox:
+                del index[reference]
+            elif isinstance(current, set):
+                current.discard(inbox)
+                if len(current) == 1:
+                    index[reference] = current.pop()
+                elif not current:
+                    del index[reference]
 
     def _start_listener(self) -> bool:
         if self._task is not None and not self._task.done():
@@ -109,12 +218,16 @@ class Hub:
 
     def dispatch(self, reference: str) -> None:
         """Hand ``reference`` to its subscribers (RESYNC goes to every subscriber)."""
+        inboxes: Collection[Inbox]
         if reference == RESYNC:
-            queues: Collection[asyncio.Queue[str]] = list(self._subscriptions)
+            inboxes = list(self._subscriptions)
         else:
-            queues = self._by_reference.get(reference, ())
-        for queue in queues:
-            _offer(queue, reference)
+            found = self._by_reference.get(reference)
+            if found is None:
+                return
+            inboxes = (found,) if isinstance(found, Inbox) else list(found)
+        for inbox in inboxes:
+            _offer(inbox, reference)
 
     def close(self) -> None:
         """Stop the listener (settings changed: the bus it listens to is no longer the one)."""
@@ -122,7 +235,7 @@ class Hub:
             self._task.cancel()
 
 
-def _offer(queue: asyncio.Queue[str], reference: str) -> None:
+def _offer(queue: Inbox, reference: str) -> None:
     """Queue ``reference``; if the client is too slow to keep up, replace its backlog by RESYNC.
 
     A resync makes the browser re-read every record it shows, so the events waiting in a full

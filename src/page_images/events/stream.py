@@ -9,7 +9,6 @@ under ASGI every such access would cost a thread hop per event, per client.
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from typing import TYPE_CHECKING, Final
 
@@ -17,7 +16,6 @@ from django.core import signing
 from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     HttpResponse,
-    HttpResponseBadRequest,
     HttpResponseNotAllowed,
     HttpResponseNotFound,
     StreamingHttpResponse,
@@ -29,14 +27,22 @@ from page_images.events.base import RESYNC
 from page_images.events.hub import get_hub
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncGenerator, Iterable
 
     from django.http import HttpRequest
     from django.http.response import HttpResponseBase
 
     from page_images.events.hub import Hub
 
-__all__ = ["KEEPALIVE_SECONDS", "event_stream", "sign_references", "unsign_references"]
+__all__ = [
+    "KEEPALIVE_SECONDS",
+    "StreamRefused",
+    "event_stream",
+    "frames",
+    "sign_references",
+    "stream_references",
+    "unsign_references",
+]
 
 SALT: Final = "page_images.stream"
 #: A comment frame this often keeps proxies and load balancers from closing an idle stream.
@@ -68,50 +74,114 @@ def unsign_references(token: str) -> list[str]:
     return value
 
 
+class StreamRefused(Exception):
+    """Why a stream request gets no stream: the status and the plain-text message to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def stream_references(method: str, token: str) -> list[str]:
+    """The references a stream request may follow, or :class:`StreamRefused` with the answer.
+
+    Shared by the view and by :mod:`page_images.asgi`, so that both answer alike. 404 means "no
+    stream here, poll instead": no bus is configured.
+    """
+    if method != "GET":
+        raise StreamRefused(405, "Only GET.")
+    if get_bus() is None:
+        raise StreamRefused(404, "No event stream here: poll instead.")
+    try:
+        references = unsign_references(token)
+    except signing.BadSignature:
+        raise StreamRefused(400, "Invalid or tampered 'refs'.") from None
+    if len(references) > MAX_REFERENCES:
+        raise StreamRefused(400, f"More than {MAX_REFERENCES} references.")
+    return references
+
+
+#: The stream's headers besides its content type, wherever it is served from.
+STREAM_HEADERS: Final = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx would otherwise hold events in its buffer
+}
+CONTENT_TYPE: Final = "text/event-stream"
+
+
 @csrf_exempt
 async def event_stream(request: HttpRequest) -> HttpResponseBase:
     """Stream ``resync`` at once, then ``changed`` for each listed reference that changes.
 
     Exempt from CSRF because it changes nothing: any other method gets an honest 405, not a
-    403 that sends a developer hunting for a missing token. 404 means "no stream here, poll
-    instead": no bus is configured, or the server is not ASGI (under WSGI, Django would read the
-    endless async stream to its end, holding a thread forever).
+    403 that sends a developer hunting for a missing token. Under WSGI the answer is 404 (poll
+    instead): Django would read the endless async stream to its end, holding a thread forever.
     """
-    if request.method != "GET":
-        return HttpResponseNotAllowed(["GET"])
-    if get_bus() is None or not isinstance(request, ASGIRequest):
+    if request.method == "GET" and not isinstance(request, ASGIRequest):
         return _text(HttpResponseNotFound, "No event stream here: poll instead.")
     try:
-        references = unsign_references(request.GET.get("refs", ""))
-    except signing.BadSignature:
-        return _text(HttpResponseBadRequest, "Invalid or tampered 'refs'.")
-    if len(references) > MAX_REFERENCES:
-        return _text(HttpResponseBadRequest, f"More than {MAX_REFERENCES} references.")
-    response = StreamingHttpResponse(
-        _frames(get_hub(), references), content_type="text/event-stream"
-    )
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx would otherwise hold events in its buffer
+        references = stream_references(request.method or "", request.GET.get("refs", ""))
+    except StreamRefused as refused:
+        if refused.status == 405:
+            return HttpResponseNotAllowed(["GET"])
+        answer = HttpResponse(refused.message, content_type="text/plain; charset=utf-8")
+        answer.status_code = refused.status
+        return answer
+    response = StreamingHttpResponse(frames(references), content_type=CONTENT_TYPE)
+    for name, value in STREAM_HEADERS.items():
+        response[name] = value
     return response
 
 
-async def _frames(hub: Hub, references: list[str]) -> AsyncIterator[str]:
+def frames(references: list[str]) -> AsyncGenerator[str, None]:
+    """The frames of a stream following ``references``, from this event loop's hub."""
+    return _frames(get_hub(), references)
+
+
+async def _frames(hub: Hub, references: list[str]) -> AsyncGenerator[str, None]:
     """The stream's frames. The subscription ends when the client leaves.
 
     Django cancels the response when the client disconnects, and closes this generator: both
     leave the ``async with``, so a dead tab never stays subscribed.
     """
-    async with hub.subscription(references) as queue:
+    _release_request_thread()
+    async with hub.subscription(references) as inbox:
         # Subscribed first, resync second: a change made while the browser re-reads is then
         # announced again rather than lost.
         yield f"retry: {RETRY_MILLISECONDS}\n\n{_RESYNC_FRAME}"
         while True:
-            try:
-                reference = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except asyncio.TimeoutError:
+            reference = await inbox.wait(KEEPALIVE_SECONDS)
+            if reference is None:
                 yield _KEEPALIVE_FRAME
-                continue
-            yield _RESYNC_FRAME if reference == RESYNC else f"event: changed\ndata: {reference}\n\n"
+            elif reference == RESYNC:
+                yield _RESYNC_FRAME
+            else:
+                yield f"event: changed\ndata: {reference}\n\n"
+
+
+def _release_request_thread() -> None:
+    """Give back the thread Django's ASGI handler keeps for this request while it streams.
+
+    Django runs every request in asgiref's ``ThreadSensitiveContext``: the first sync call in it
+    (any sync middleware hook) starts a one-thread executor that lives until the request ends. For
+    a stream that is hours, so every open tab would hold an idle OS thread: measured, a third of
+    a stream's memory and most of its connect time (docs/benchmarks.md, target 2). Once the
+    response streams, the middleware has run and this request makes no more sync calls but the
+    closing ones, so the executor is shut down here; if a closing call comes, asgiref starts a
+    new one for it. asgiref's bookkeeping is not public API: anything unexpected leaves it alone.
+    """
+    try:
+        from asgiref.sync import SyncToAsync
+
+        context = SyncToAsync.thread_sensitive_context.get(None)
+        if context is None or getattr(context, "_executor", None) is not None:
+            return  # no per-request executor, or one its owner supplied and will reuse
+        executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+    except Exception:  # an asgiref that keeps its executors elsewhere
+        return
+    if executor is not None:
+        executor.shutdown(wait=False)
 
 
 def _text(response_class: type[HttpResponse], message: str) -> HttpResponse:

@@ -1,14 +1,23 @@
 """``{% load page_images %}``: the chip, the container, and the one event stream per page.
 
 Thin wrappers over :mod:`page_images.rendering`, so the views render the same markup.
+
+The chip and the container are inclusion tags whose node reuses one isolated context for every
+record of a page (see :class:`_PageInclusionNode`): a page may hold hundreds of them, and Django's
+own inclusion node would copy the page's context, and walk the full variable lookup, for each.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import TYPE_CHECKING, Any, cast
+from weakref import WeakKeyDictionary
 
 from django import template
+from django.template.base import NodeList, Template, Variable, VariableNode
+from django.template.library import InclusionNode
 from django.urls import reverse
+from django.utils.safestring import SafeString
 
 from page_images.models import ImageGeneratingMixin
 from page_images.rendering import (
@@ -18,7 +27,121 @@ from page_images.rendering import (
     streaming_enabled,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 register = template.Library()
+
+
+class _SafeValueNode(VariableNode):
+    """``{{ name }}`` that outputs the context's ``name`` as is when it is a SafeString.
+
+    For such a value that is exactly what Django's lookup, localization and escaping produce; any
+    other value (missing, text to escape, a number, a callable) goes Django's usual way.
+    """
+
+    def __init__(self, node: VariableNode, name: str) -> None:
+        super().__init__(node.filter_expression)
+        self.__dict__.update(node.__dict__)  # token and origin, for debug pages
+        self.name = name
+
+    def render_annotated(self, context: template.Context) -> int | str:
+        value = context.dicts[-1].get(self.name)  # where Context[name] looks first
+        if type(value) is SafeString:
+            return value
+        return super().render_annotated(context)
+
+
+#: Each loaded template (the cached loader keeps one per name) and its copy for the tags.
+_FAST_COPIES: WeakKeyDictionary[Template, Template] = WeakKeyDictionary()
+
+
+def _fast_copy(loaded: Template) -> Template:
+    """A copy of ``loaded`` whose top-level ``{{ name }}`` nodes are :class:`_SafeValueNode`.
+
+    Only the top level: the nodes inside ``{% if %}`` and the like belong to those tags' own lists,
+    which are shared with ``loaded`` and left as Django compiled them.
+    """
+    fast = _FAST_COPIES.get(loaded)
+    if fast is None:
+        nodes = NodeList()
+        for node in loaded.nodelist:
+            if type(node) is VariableNode and not node.filter_expression.filters:
+                variable = node.filter_expression.var
+                if (
+                    isinstance(variable, Variable)
+                    and variable.lookups is not None
+                    and len(variable.lookups) == 1
+                    and not variable.translate
+                ):
+                    node = _SafeValueNode(node, variable.lookups[0])
+            nodes.append(node)
+        nodes.contains_nontext = loaded.nodelist.contains_nontext
+        fast = copy.copy(loaded)
+        fast.nodelist = nodes
+        _FAST_COPIES[loaded] = fast
+    return fast
+
+
+class _PageInclusionNode(InclusionNode):
+    """An inclusion tag's node that renders every record of a page in one reused context.
+
+    Django's inclusion node copies the page's context (and its render context) for every record;
+    this one makes that isolated copy once per render of the page, then only pushes and pops the
+    record's values, so the included template sees exactly what it would see otherwise. The
+    template comes from the engine's loaders as before, so a project's own copy still wins; its
+    top-level ``{{ name }}`` nodes output a value already marked safe without the lookup chain.
+    """
+
+    def __init__(self, node: InclusionNode, template_name: str) -> None:
+        super().__init__(node.func, node.takes_context, node.args, node.kwargs, template_name)
+        self.template_name = template_name
+
+    def render(self, context: template.Context) -> str:
+        resolved_args, resolved_kwargs = self.get_resolved_arguments(context)
+        values = self.func(*resolved_args, **resolved_kwargs)
+        cached: tuple[Template, template.Context] | None = context.render_context.get(self)
+        if cached is None:
+            engine = cast("Template", context.template).engine
+            cached = (_fast_copy(engine.get_template(self.template_name)), context.new())
+            context.render_context[self] = cached
+        included, isolated = cached
+        if len(isolated.dicts) != 1:  # re-entered from its own template: not shareable
+            isolated = context.new()
+        # What {% autoescape %}, {% localize %} and {% localtime %} may have changed around the tag.
+        isolated.autoescape = context.autoescape
+        isolated.use_l10n = context.use_l10n
+        isolated.use_tz = context.use_tz
+        # Template.render(isolated) without its context managers: a fresh render state for the
+        # record's template, then its nodes (through _render, which the test runner instruments).
+        render_context = isolated.render_context
+        outer = render_context.template
+        render_context.template = included
+        render_context.dicts.append({})
+        isolated.dicts.append(values)
+        try:
+            return cast("str", included._render(isolated))  # type: ignore[attr-defined]
+        finally:
+            isolated.dicts.pop()
+            render_context.dicts.pop()
+            render_context.template = outer
+
+
+def _page_inclusion_tag(template_name: str) -> Callable[[Any], Any]:
+    """``register.inclusion_tag(template_name, takes_context=True)``, as a _PageInclusionNode."""
+
+    def register_tag(func: Any) -> Any:
+        register.inclusion_tag(template_name, takes_context=True)(func)
+        compile_inclusion = register.tags[func.__name__]
+
+        def compile_tag(parser: Any, token: Any) -> _PageInclusionNode:
+            # Django's own parsing of the arguments, then this node around them.
+            return _PageInclusionNode(compile_inclusion(parser, token), template_name)
+
+        register.tag(func.__name__, compile_tag)
+        return func
+
+    return register_tag
 
 
 def _checked(instance: Any) -> ImageGeneratingMixin:
@@ -30,7 +153,7 @@ def _checked(instance: Any) -> ImageGeneratingMixin:
     return instance
 
 
-@register.inclusion_tag("page_images/chip.html", takes_context=True)
+@_page_inclusion_tag("page_images/chip.html")
 def page_image_chip(context: template.Context, instance: Any) -> dict[str, Any]:
     """The "✨ Generate image" chip alone, shown when the record has no image and is not generating.
 
@@ -45,7 +168,7 @@ def page_image_chip(context: template.Context, instance: Any) -> dict[str, Any]:
     return chip
 
 
-@register.inclusion_tag("page_images/container.html", takes_context=True)
+@_page_inclusion_tag("page_images/container.html")
 def page_image(context: template.Context, instance: Any) -> dict[str, Any]:
     """The record's image container: chip, spinner, picture or error, kept up to date."""
     container = container_context(context.get("request"), _checked(instance))

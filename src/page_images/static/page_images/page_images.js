@@ -37,10 +37,37 @@
   if (!url || !window.EventSource) {
     return;  // no stream: generating containers poll by themselves (their hx-trigger says so)
   }
+
+  // An event can arrive while its container is being replaced: after the request whose answer
+  // will replace it was sent (the job ended before the click's answer came back), or in the
+  // moment between htmx's swap and its settle, when the new container does not listen yet. Its
+  // re-fetch is then lost and the spinner would turn until the next reconnect. So each request
+  // notes how many events had arrived when it was sent; once its answer has settled, a container
+  // that missed a later event of its own re-fetches itself.
+  var seen = 0;
+  var lastEvent = {};
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    if (xhr) {
+      xhr.pageImagesSeen = seen;
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var box = event.target;
+    var xhr = event.detail && event.detail.xhr;
+    var name = box && box.getAttribute && box.getAttribute("data-page-images-key");
+    if (name && xhr && typeof xhr.pageImagesSeen === "number" && lastEvent[name] > xhr.pageImagesSeen) {
+      fire("page-images:" + name);
+    }
+  });
+
   var source = new EventSource(url);
   var polling = null;
   source.addEventListener("changed", function (event) {
-    fire("page-images:" + key(event.data));
+    var name = key(event.data);
+    seen += 1;
+    lastEvent[name] = seen;
+    fire("page-images:" + name);
   });
   // On every (re)connect: anything still spinning re-fetches, in case its event was missed.
   source.addEventListener("resync", refreshSpinning);

@@ -1,0 +1,66 @@
+"""The fake image provider in a process of its own, as a remote provider would be.
+
+In the orchestrating process its threads (drawing and encoding each answer) would take the GIL
+from the work being timed there, such as queueing the jobs. ``python -m benchmarks.provider
+LATENCY SIDE COUNT_FILE`` prints its ``api_base``, serves until SIGTERM, then writes how many
+generation calls it received to ``COUNT_FILE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmarks.harness import PYTHON, ROOT, pin, stop_process
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+
+@contextlib.contextmanager
+def provider_process(
+    latency: float, side: int, folder: Path, cpu: int | None = None
+) -> Iterator[tuple[str, Callable[[], int]]]:
+    """``(api_base, calls)``: ``calls()`` is the number of generation calls, once it has stopped."""
+    count_file = folder / "provider-calls.txt"
+    child = subprocess.Popen(
+        [PYTHON, "-m", "benchmarks.provider", str(latency), str(side), str(count_file)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pin(cpu, child.pid)
+    try:
+        assert child.stdout is not None
+        api_base = child.stdout.readline().strip()
+        if not api_base:
+            raise RuntimeError(f"the fake provider did not start (exit {child.wait()})")
+
+        def calls() -> int:
+            stop_process(child)
+            return int(count_file.read_text())
+
+        yield api_base, calls
+    finally:
+        stop_process(child)
+
+
+def main(argv: list[str]) -> None:
+    from page_images.testing import FakeImageProvider
+
+    latency, side, count_file = float(argv[0]), int(argv[1]), Path(argv[2])
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with FakeImageProvider(image_size=(side, side), latency=latency) as provider:
+        print(provider.api_base, flush=True)
+        stopping.wait()
+        count_file.write_text(str(provider.generation_calls))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

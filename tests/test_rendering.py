@@ -1,0 +1,193 @@
+"""The shared rendering (page_images.rendering) and the tags' fast path: the same markup as Django's
+own inclusion tags would give, for any state, template override, key or language."""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import quote
+
+import pytest
+from django.core import signing
+from django.template import Context, Template
+from django.test import AsyncRequestFactory, Client, RequestFactory
+from django.urls import include, path
+from django.utils.translation import gettext_lazy
+
+from page_images.references import SALT, event_key, load_record, sign_record
+from page_images.rendering import _RecordSigner, _urls_follow_language, container_context
+
+pytestmark = pytest.mark.django_db
+
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+STATES = {
+    "empty": {},
+    "ready": {"image": "page_images/x.png"},
+    "generating": {"image_generating": True},
+    "error": {"image_error": "Refused <b>by</b> policy"},
+}
+
+
+def render(source, user, *, wsgi=False, **context):
+    factory = RequestFactory() if wsgi else AsyncRequestFactory()
+    request = factory.get("/stories/1/?a=1&b=<x>")
+    request.user = user
+    template = Template("{% load i18n page_images %}" + source)
+    return template.render(Context({"request": request, **context}))
+
+
+def fragment(user, record):
+    client = Client()
+    client.force_login(user)
+    return client.get("/page-images/fragment/", {"ref": sign_record(record)}).content.decode()
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_the_tag_and_the_fragment_view_render_the_same_markup(editor, make_page, state):
+    page = make_page(**STATES[state])
+    tag = render("{% page_image p %}", editor, wsgi=True, p=page)  # as the test client's request
+    view = fragment(editor, page)
+    # Only the CSRF token and the page's own path (the view's is its own) may differ.
+    next_value = re.compile(r'name="next" value="[^"]*"')
+    assert next_value.sub("", CSRF.sub("", tag)) == next_value.sub("", CSRF.sub("", view))
+
+
+def test_the_signed_reference_is_sign_records_and_opens_the_record(editor, make_page, settings):
+    pages = [make_page(f"page {i}") for i in range(3)]
+    html_ = render("{% for p in pages %}{% page_image p %}{% endfor %}", editor, pages=pages)
+    refs = re.findall(r'name="ref" value="([^"]+)"', html_)
+    assert refs == [sign_record(p) for p in pages]
+    assert [load_record(ref) for ref in refs] == pages
+    # A new key signs with the new key (and a page keeps one signer, built per request).
+    settings.SECRET_KEY = "another-secret-key-for-this-test"
+    refs = re.findall(
+        r'name="ref" value="([^"]+)"', render("{% page_image p %}", editor, p=pages[0])
+    )
+    assert refs == [sign_record(pages[0])]
+    assert load_record(refs[0]) == pages[0]
+
+
+@pytest.mark.parametrize("value", ["testapp.page:1", "app.model:é ü <x>", ""])
+def test_the_page_signer_signs_as_djangos_signer(value, settings):
+    assert _RecordSigner().sign(value) == signing.Signer(salt=SALT).sign(value)
+    assert _RecordSigner().unsign(signing.Signer(salt=SALT).sign(value)) == value
+    old = _RecordSigner().sign(value)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-secret", [settings.SECRET_KEY]
+    assert _RecordSigner().unsign(old) == value  # through the fallback key
+    assert _RecordSigner().sign(value) == signing.Signer(salt=SALT).sign(value) != old
+
+
+def test_a_key_with_markup_is_escaped_quoted_and_keyed(editor, make_page):
+    page = make_page()
+    page.pk = '7"><script>alert(1)</script>&x'  # a text primary key, as some models have
+    signed = sign_record(page)
+    container = container_context(None, page, user=editor)
+    html_ = render("{% page_image p %}", editor, p=page)
+    assert "<script>" not in html_
+    assert f'value="{html.escape(signed)}"' in html_
+    assert f'hx-get="/page-images/fragment/?ref={quote(signed)}"' in html_
+    assert f'id="page-images-{event_key(page.image_reference)}"' in html_
+    assert str(container["key"]) == event_key(page.image_reference)
+
+
+def test_a_prompt_with_markup_is_text(editor, make_page):
+    page = make_page('<script>alert("x")</script>', image="page_images/x.png")
+    html_ = render("{% page_image p %}", editor, p=page)
+    assert "<script>" not in html_
+    assert 'alt="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"' in html_
+
+
+def test_autoescape_around_the_tag_is_honoured_record_by_record(editor, make_page):
+    page = make_page(image_error="Refused <b>by</b> policy")
+    html_ = render(
+        "{% page_image p %}{% autoescape off %}{% page_image p %}{% endautoescape %}"
+        "{% page_image p %}",
+        editor,
+        p=page,
+    )
+    # As Django's own inclusion tags do: the included template inherits the setting.
+    assert html_.count("Refused &lt;b&gt;by&lt;/b&gt; policy") == 2
+    assert html_.count("Refused <b>by</b> policy") == 1
+    assert html_.count('value="/stories/1/?a=1&amp;b=%3Cx%3E"') == 2
+
+
+OWN_CONTAINER = (
+    "[{{ state }}|{{ key }}|{{ alt }}|{{ state|upper }}|{{ missing }}|{{ poll_ms }}|"
+    "{% if state == 'empty' %}{{ chip_label }}{% endif %}]"
+)
+
+
+def test_a_projects_own_templates_win(editor, make_page, settings):
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "loaders": [
+                    (
+                        "django.template.loaders.locmem.Loader",
+                        {
+                            "page_images/container.html": OWN_CONTAINER,
+                            "card.html": "{% load page_images %}<li>{% page_image p %}</li>",
+                        },
+                    ),
+                    "django.template.loaders.app_directories.Loader",
+                ]
+            },
+        }
+    ]
+    ready = make_page("<b>fox</b>", image="page_images/x.png")
+    empty = make_page()
+    html_ = render(
+        "{% for p in pages %}{% include 'card.html' %}{% endfor %}", editor, pages=[ready, empty]
+    )
+    key = event_key(ready.image_reference)
+    assert html_ == (
+        f"<li>[ready|{key}|&lt;b&gt;fox&lt;/b&gt;|READY||None|]</li>"
+        f"<li>[empty|{event_key(empty.image_reference)}|A red fox jumps over a sleeping dog at "
+        "dawn|EMPTY||None|✨ Generate image]</li>"
+    )
+
+
+def test_the_permission_is_asked_only_for_a_chip(
+    editor, make_page, django_assert_num_queries, django_assert_max_num_queries
+):
+    ready = [make_page(image="page_images/x.png") for _ in range(5)]
+    empty = [make_page() for _ in range(5)]
+    source = "{% for p in pages %}{% page_image p %}{% endfor %}"
+    with django_assert_num_queries(0):
+        render(source, editor, pages=ready)
+    with django_assert_max_num_queries(2):  # the user's permissions, once for the page
+        html_ = render(source, editor, pages=empty)
+    assert html_.count("✨ Generate image") == 5
+
+
+def test_a_urlconf_without_languages_is_seen_as_such(db):
+    assert not _urls_follow_language()
+
+
+def test_a_page_in_two_languages_gets_each_languages_urls(editor, make_page, settings):
+    from django.conf.urls.i18n import i18n_patterns
+
+    page = make_page()
+    urlconf = type("urlconf", (), {})()
+    urlconf.urlpatterns = i18n_patterns(path("page-images/", include("page_images.urls")))
+    settings.ROOT_URLCONF = urlconf
+    assert _urls_follow_language()
+    html_ = render(
+        "{% page_image p %}{% language 'fr' %}{% page_image p %}{% endlanguage %}"
+        "{% page_image p %}",
+        editor,
+        p=page,
+    )
+    languages = ["en-us", "fr", "en-us"]
+    fragments = re.findall(r'hx-get="([^"?]+)', html_)
+    assert fragments == [f"/{language}/page-images/fragment/" for language in languages]
+    triggers = re.findall(r'action="([^"]+)"', html_)
+    assert triggers == [f"/{language}/page-images/generate/" for language in languages]
+
+
+def test_a_translated_route_counts_as_following_the_language(settings):
+    urlconf = type("urlconf", (), {})()
+    urlconf.urlpatterns = [path(gettext_lazy("images/"), include("page_images.urls"))]
+    settings.ROOT_URLCONF = urlconf
+    assert _urls_follow_language()
