@@ -444,6 +444,10 @@ def _pg_bin(name: str) -> str | None:
     return str(candidates[-1]) if candidates else None
 
 
+#: A throwaway cluster: trust authentication on 127.0.0.1 only, no fsync while it is created.
+INITDB_OPTIONS = ("-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+
+
 @contextlib.contextmanager
 def postgres(workdir: Path) -> Iterator[tuple[str, int, str]]:
     """A private PostgreSQL cluster on a free port (``initdb``, stock settings but the port)."""
@@ -463,19 +467,7 @@ def postgres(workdir: Path) -> Iterator[tuple[str, int, str]]:
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()
     subprocess.run(
-        [
-            *as_user,
-            initdb,
-            "-D",
-            str(data),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ],
+        [*as_user, initdb, "-D", str(data), *INITDB_OPTIONS],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
