@@ -97,6 +97,20 @@ def test_request_generation_claims_and_enqueues_one_job(page, published):
     assert len(published) == 1
 
 
+def test_replace_false_leaves_a_record_with_a_picture_alone(page, published):
+    token = services.claim(page)
+    services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    assert services.request_generation(page, replace=False) is None
+    assert published == []
+    assert services.request_generation(page) is not None  # the default regenerates
+    assert len(published) == 1
+
+
+def test_replace_false_still_claims_a_record_without_a_picture(page, published):
+    assert services.request_generation(page, replace=False) is not None
+    assert len(published) == 1
+
+
 def test_request_generation_waits_for_the_commit(page, published):
     with transaction.atomic():
         services.request_generation(page)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from django.core import signing
 from django.core.cache import cache
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.test.client import BOUNDARY, encode_multipart
 from django.urls import reverse
 
+from page_images import services
 from page_images.references import SALT, sign_record
+from page_images.testing import png_bytes
 from tests.conftest import celery_app
 from tests.reliability import case
 from tests.test_services import free_port
@@ -67,6 +70,43 @@ def test_second_click_shows_the_current_state_and_queues_nothing(editor, page, p
     assert response.status_code == 200
     assert 'data-state="generating"' in response.content.decode()
     assert len(published) == 1
+
+
+@case(
+    "concurrency",
+    "A click sent from a page drawn before another editor's picture landed",
+    "200 with the picture; no job, so nobody pays for a second one or loses the first.",
+)
+def test_click_on_a_record_that_got_its_picture_meanwhile_shows_it(editor, page, published):
+    token = services.claim(page)
+    services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    response = post(client_for(editor), page)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-state="ready"' in html
+    assert "<img" in html
+    assert published == []
+    page.refresh_from_db()
+    assert not page.image_generating
+
+
+def test_click_that_loses_the_claim_shows_the_winners_state(editor, page, published, monkeypatch):
+    # The view loaded the record before another click claimed it: it must answer with the
+    # stored state (generating), not the chip it loaded.
+    from page_images import views
+
+    loaded = views.load_record
+
+    def load_then_lose(ref):
+        instance = loaded(ref)
+        assert services.claim(type(instance).objects.get(pk=instance.pk)) is not None
+        return instance
+
+    monkeypatch.setattr(views, "load_record", load_then_lose)
+    response = post(client_for(editor), page)
+    assert response.status_code == 200
+    assert 'data-state="generating"' in response.content.decode()
+    assert published == []
 
 
 @case(

@@ -69,11 +69,14 @@ def _stale_before() -> Any:
     return timezone.now() - timedelta(seconds=app_settings.CLAIM_TIMEOUT)
 
 
-def claim(instance: ImageGeneratingMixin) -> uuid.UUID | None:
+def claim(instance: ImageGeneratingMixin, *, replace: bool = True) -> uuid.UUID | None:
     """Take the record's claim with one conditional UPDATE; return its token, or None if taken.
 
     A claim is free when nobody holds it, or when its holder has not been heard from for
-    ``CLAIM_TIMEOUT`` seconds (its worker died): that stale claim may be retaken.
+    ``CLAIM_TIMEOUT`` seconds (its worker died): that stale claim may be retaken. With
+    ``replace=False`` a record that already has a picture is not claimed either, in the same
+    UPDATE: a click sent from a page rendered before someone else's picture landed must not pay
+    for a second one and overwrite it.
     """
     now = timezone.now()
     token = uuid.uuid4()
@@ -82,6 +85,9 @@ def claim(instance: ImageGeneratingMixin) -> uuid.UUID | None:
         | Q(image_claimed_at__isnull=True)
         | Q(image_claimed_at__lt=_stale_before())
     )
+    if not replace:
+        field = instance.image_field_name
+        free &= Q(**{field: ""}) | Q(**{f"{field}__isnull": True})
     won = (
         _rows(type(instance), instance.pk, instance._state.db)
         .filter(free)
@@ -120,10 +126,14 @@ def release_claim(
     )
 
 
-def request_generation(instance: ImageGeneratingMixin, *, user: Any = None) -> uuid.UUID | None:
+def request_generation(
+    instance: ImageGeneratingMixin, *, user: Any = None, replace: bool = True
+) -> uuid.UUID | None:
     """Start generating a picture for ``instance``: claim it, then queue the job after commit.
 
-    Returns the claim token, or None when a generation is already running (no second job).
+    Returns the claim token, or None when a generation is already running (no second job), or
+    when ``replace=False`` and the record already has a picture (the chip's case: it offers a
+    picture only to records without one).
     Raises :class:`EmptyPromptError` before claiming if there is no text to draw, and
     :class:`EnqueueError` if the broker refused the job (the claim is released first, with a
     message on the record). Inside a transaction, the job is queued when it commits; an enqueue
@@ -131,7 +141,7 @@ def request_generation(instance: ImageGeneratingMixin, *, user: Any = None) -> u
     """
     if not instance.get_image_prompt():
         raise EmptyPromptError()
-    token = claim(instance)
+    token = claim(instance, replace=replace)
     if token is None:
         return None
     signals.generation_started.send(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.utils.html import format_html
@@ -116,11 +117,18 @@ def trigger(request: HttpRequest) -> HttpResponse:
             request, instance, 429, _("Too many images requested. Wait a minute and try again.")
         )
     try:
-        request_generation(instance, user=request.user)
+        token = request_generation(instance, user=request.user, replace=False)
     except EmptyPromptError as exc:
         return _answer(request, instance, 400, str(exc))
     except EnqueueError as exc:
         return _answer(request, instance, 503, str(exc))
+    if token is None:
+        # Another click's job is running, or its picture has landed since this page was drawn:
+        # show that, not the chip this editor saw, and queue nothing.
+        try:
+            instance.refresh_from_db()
+        except ObjectDoesNotExist:
+            return _answer(request, None, 404, _("This record no longer exists."))
     return _answer(request, instance, 200)
 
 

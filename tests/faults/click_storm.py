@@ -6,6 +6,7 @@ connections for it); the launcher names this file explicitly.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -21,6 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 SESSIONS = 100
 TRIGGER = "/page-images/generate/"
+STATE = re.compile(r'data-state="(\w+)"')
 
 
 def editors(django_user_model, count):
@@ -44,23 +46,29 @@ def test_storm(page, provider, litellm_settings, django_user_model, published):
     connection.close()
     barrier = threading.Barrier(SESSIONS)
     statuses: list[object] = []
+    states: set[str] = set()
     lock = threading.Lock()
     ref = sign_record(page)
 
     def click(client: Client, token: str) -> None:
+        state = None
         try:
             barrier.wait(timeout=60)
-            outcome: object = client.post(
+            response = client.post(
                 TRIGGER,
                 {"ref": ref, "csrfmiddlewaretoken": token},
                 HTTP_HX_REQUEST="true",
-            ).status_code
+            )
+            outcome: object = response.status_code
+            state = STATE.search(response.content.decode())
         except Exception as exc:  # recorded, then asserted
             outcome = exc
         finally:
             connection.close()
         with lock:
             statuses.append(outcome)
+            if state:
+                states.add(state.group(1))
 
     threads = [threading.Thread(target=click, args=session) for session in sessions]
     for thread in threads:
@@ -70,6 +78,9 @@ def test_storm(page, provider, litellm_settings, django_user_model, published):
     wait_for(settled(page), timeout=60)
     print(f"storm: {len(statuses)} clicks, statuses {sorted(set(map(str, statuses)))}")
     assert statuses == [200] * SESSIONS
+    # Each loser sees the winner's job (or its picture, if it landed first), never the chip again.
+    assert states, "no answer held a container"
+    assert states <= {"generating", "ready"}, states
     assert len(published) == 1, f"{len(published)} jobs queued"
     assert provider.generation_calls == 1
     assert page.image_state == "ready"
