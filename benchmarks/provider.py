@@ -1,9 +1,12 @@
 """The fake image provider in a process of its own, as a remote provider would be.
 
-In the orchestrating process its threads (drawing and encoding each answer) would take the GIL
-from the work being timed there, such as queueing the jobs. ``python -m benchmarks.provider
-LATENCY SIDE COUNT_FILE`` prints its ``api_base``, serves until SIGTERM, then writes how many
-generation calls it received to ``COUNT_FILE``.
+In the orchestrating process its threads would take the GIL from the work being timed there, such as
+queueing the jobs. It answers every call with one picture, drawn once at start: drawing and encoding
+a 1024x1024 PNG costs ~11 ms of CPU, which a real provider spends on its own machines and which here
+would come out of the two cores the workers are measured on (100 calls arriving together kept one of
+them busy for over a second). The workers still decode each answer in full. ``python -m
+benchmarks.provider LATENCY SIDE COUNT_FILE`` prints its ``api_base``, serves until SIGTERM, then
+writes how many generation calls it received to ``COUNT_FILE``.
 """
 
 from __future__ import annotations
@@ -51,12 +54,13 @@ def provider_process(
 
 
 def main(argv: list[str]) -> None:
-    from page_images.testing import FakeImageProvider
+    from page_images.testing import FakeImageProvider, Respond, png_bytes
 
     latency, side, count_file = float(argv[0]), int(argv[1]), Path(argv[2])
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with FakeImageProvider(image_size=(side, side), latency=latency) as provider:
+        provider.default = Respond.b64(png_bytes(side, side))
         print(provider.api_base, flush=True)
         stopping.wait()
         count_file.write_text(str(provider.generation_calls))

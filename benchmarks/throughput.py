@@ -1,15 +1,16 @@
 """Target 3: many generations against a slow provider.
 
 The fake provider (a real HTTP server speaking OpenAI's images API) takes ``LATENCY`` seconds per
-picture; the real LiteLLM backend calls it. ``JOBS`` records are claimed and queued as the trigger
-view does, all at once, and the clock runs until every one holds its picture (read from
-PostgreSQL). The workers are the documented ones (docs/deployment.md): one process per core,
-each ``--pool=threads --concurrency=50`` (a provider call is I/O: a thread waits on a socket without
-the GIL; what a job does with the answer, decode and store, is CPU, and one process has one GIL).
-The baseline is Celery's default on the same two processes, ``--pool=prefork --concurrency=2``: it
-runs two jobs at a time, so it is measured on a smaller batch in the same run and its time for
-``JOBS`` is extrapolated from its measured rate (jobs per second), which a fixed-size pool keeps
-constant. Neither side is pinned: both use the machine's two cores as a deployment would.
+picture; the real LiteLLM backend calls it. ``JOBS`` records are claimed and queued all at once, as
+a backfill does (``request_generations``: one UPDATE, one broker connection), and the clock runs
+until every one holds its picture (read from PostgreSQL). The workers are the documented ones
+(docs/deployment.md): one process per core, each ``--pool=threads --concurrency=50`` (a provider
+call is I/O: a thread waits on a socket without the GIL; what a job does with the answer, decode and
+store, is CPU, and one process has one GIL). The baseline is Celery's default on the same two
+processes, ``--pool=prefork --concurrency=2``: it runs two jobs at a time, so it is measured on a
+smaller batch in the same run and its time for ``JOBS`` is extrapolated from its measured rate (jobs
+per second), which a fixed-size pool keeps constant. Neither side is pinned: both use the machine's
+two cores as a deployment would.
 """
 
 from __future__ import annotations
@@ -58,13 +59,12 @@ def _batch(count: int, prefix: str, timeout: float) -> dict[str, float]:
     from django.db import connection
 
     from benchmarks.site.models import Article
-    from page_images.services import request_generation
+    from page_images.services import request_generations
 
     pks = fixtures.articles(count, prefix=prefix)
     records = list(Article.objects.filter(pk__in=pks))
     start = time.perf_counter()
-    for record in records:
-        request_generation(record)
+    request_generations(records)
     out = {"queued": time.perf_counter() - start, "first": math.nan, "half": math.nan}
     rows = Article.objects.filter(pk__in=pks)
     most = 0

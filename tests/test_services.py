@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from page_images import services, signals
@@ -239,3 +240,96 @@ def test_release_stale_claims(make_page, settings):
     assert (stale.image_generating, stale.image_error) == (False, services.STALE_CLAIM_MESSAGE)
     assert fresh.image_generating
     assert not idle.image_generating
+
+
+def with_picture(page):
+    token = services.claim(page)
+    services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    return page
+
+
+def test_request_generations_claims_each_record_once_and_queues_its_job(make_page, published):
+    fresh = [make_page(f"A lighthouse, number {n}") for n in range(5)]
+    busy = make_page("Already being drawn")
+    assert services.claim(busy) is not None
+    pictured = with_picture(make_page("Already drawn"))
+    empty = make_page("  ")
+    records = [fresh[0], busy, *fresh[1:3], pictured, empty, *fresh[3:], fresh[0]]
+    started = services.request_generations(records)
+    assert [page.pk for page in started] == [page.pk for page in fresh]  # in order, once each
+    assert len(published) == len(fresh)
+    assert {m["headers"]["argsrepr"] for m in published} == {
+        repr(({"label": "testapp.Page", "pk": str(p.pk), "token": str(p.image_claim_token)},))
+        for p in fresh
+    }
+    for page in fresh:
+        page.refresh_from_db()
+        assert page.image_generating
+    for page in (pictured, empty):
+        page.refresh_from_db()
+        assert not page.image_generating
+    assert services.request_generations(fresh) == []  # all running: nothing queued twice
+    assert len(published) == len(fresh)
+
+
+def test_request_generations_replaces_pictures_only_when_asked(make_page, published):
+    pictured = with_picture(make_page())
+    assert services.request_generations([pictured]) == []
+    assert services.request_generations([pictured], replace=True) == [pictured]
+    assert len(published) == 1
+
+
+def test_request_generations_claims_in_batches(make_page, published):
+    pages = [make_page(f"Page {n}") for n in range(5)]
+    with CaptureQueriesContext(connection) as queries:
+        started = services.request_generations(pages, batch_size=3)
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 2  # one claim per batch, whatever the number of records
+    assert len(started) == len(published) == 5
+    with pytest.raises(ValueError, match="batch_size"):
+        services.request_generations(pages, batch_size=0)
+
+
+def test_request_generations_waits_for_the_commit(make_page, published):
+    with transaction.atomic():
+        services.request_generations([make_page(), make_page("Another text")])
+        assert published == []
+    assert len(published) == 2
+
+
+def test_request_generations_with_the_broker_down_releases_every_record_at_once(make_page):
+    pages = [make_page(f"Page {n}") for n in range(5)]
+    with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
+        started = time.monotonic()
+        with pytest.raises(EnqueueError, match="could not be queued"):
+            services.request_generations(pages)
+        elapsed = time.monotonic() - started
+    assert elapsed < 10, "one publish retry sequence, not one per record"
+    for page in pages:
+        page.refresh_from_db()
+        assert page.image_state == "error"
+        assert "could not be queued" in page.image_error
+
+
+def test_request_generations_failing_part_way_keeps_the_jobs_already_sent(
+    make_page, published, monkeypatch
+):
+    from page_images import tasks
+
+    pages = [make_page(f"Page {n}") for n in range(4)]
+    send = tasks.enqueue_generation
+
+    def fail_third(instance, token, **kwargs):
+        if len(published) == 2:
+            raise ConnectionError("broker went away")
+        send(instance, token, **kwargs)
+
+    monkeypatch.setattr(tasks, "enqueue_generation", fail_third)
+    with pytest.raises(EnqueueError):
+        services.request_generations(pages)
+    states = []
+    for page in pages:
+        page.refresh_from_db()
+        states.append(page.image_state)
+    assert states == ["generating", "generating", "error", "error"]
+    assert len(published) == 2

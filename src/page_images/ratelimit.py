@@ -32,10 +32,10 @@ def allow(user: Any) -> bool:
         return True
     limit, window = parse_rate(app_settings.RATE_LIMIT)
     key = f"page_images:clicks:{user.pk}:{int(time.time() // window)}"
-    cache.add(key, 0, timeout=window + 1)
+    # Increment first: a click within a window costs one cache call (two round trips with
+    # Django's Redis cache, whose incr checks that the key exists) instead of an add and an incr.
     try:
         count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window + 1)
-        count = 1
+    except ValueError:  # the window's first click, unless another click started it meanwhile
+        count = 1 if cache.add(key, 1, timeout=window + 1) else cache.incr(key)
     return count <= limit

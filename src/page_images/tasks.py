@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
@@ -34,6 +34,9 @@ from page_images.exceptions import (
 )
 from page_images.intake import validate_image
 from page_images.models import ImageGeneratingMixin
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,14 @@ def tracking_string(channel: str) -> str:
     return f"job:{channel}:{WORKFLOW}"
 
 
-def enqueue_generation(instance: ImageGeneratingMixin, token: uuid.UUID) -> None:
+def broker_producer() -> AbstractContextManager[Any]:
+    """One broker connection to send many jobs over (Celery's producer pool)."""
+    return generate_image.app.producer_or_acquire()
+
+
+def enqueue_generation(
+    instance: ImageGeneratingMixin, token: uuid.UUID, *, producer: Any = None
+) -> None:
     """Send the job to the broker with the time limits the settings ask for now."""
     job = ImageJob(label=instance._meta.label, pk=str(instance.pk), token=token)
     options: dict[str, Any] = {
@@ -78,6 +88,7 @@ def enqueue_generation(instance: ImageGeneratingMixin, token: uuid.UUID) -> None
         "time_limit": app_settings.TASK_TIME_LIMIT,
         "retry": True,
         "retry_policy": PUBLISH_RETRY_POLICY,
+        "producer": producer,
     }
     if app_settings.QUEUE:
         options["queue"] = app_settings.QUEUE
