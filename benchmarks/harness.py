@@ -368,8 +368,14 @@ def celery_worker(
     concurrency: int,
     cpu: int | None = None,
     extra_env: dict[str, str] | None = None,
+    prefetch: bool = False,
 ) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    """A Celery worker of the benchmark site, ready once it answers a ping."""
+    """A Celery worker of the benchmark site, ready once it answers a ping.
+
+    It takes a job only when a thread (or process) is free, as docs/deployment.md says: prefetched
+    jobs waited a whole provider call on one worker while the other had threads idle.
+    ``prefetch=True`` is Celery's default, for a baseline.
+    """
     node = f"bench-{pool}-{os.getpid()}-{time.monotonic_ns()}@127.0.0.1"
     command = [
         PYTHON,
@@ -388,6 +394,8 @@ def celery_worker(
         "--without-mingle",
         "--prefetch-multiplier=1",
     ]
+    if not prefetch:
+        command.append("--disable-prefetch")
     env = child_env(services, **(extra_env or {}))
 
     def ready() -> bool:

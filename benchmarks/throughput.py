@@ -4,13 +4,13 @@ The fake provider (a real HTTP server speaking OpenAI's images API) takes ``LATE
 picture; the real LiteLLM backend calls it. ``JOBS`` records are claimed and queued all at once, as
 a backfill does (``request_generations``: one UPDATE, one broker connection), and the clock runs
 until every one holds its picture (read from PostgreSQL). The workers are the documented ones
-(docs/deployment.md): one process per core, each ``--pool=threads --concurrency=50`` (a provider
-call is I/O: a thread waits on a socket without the GIL; what a job does with the answer, decode and
-store, is CPU, and one process has one GIL). The baseline is Celery's default on the same two
-processes, ``--pool=prefork --concurrency=2``: it runs two jobs at a time, so it is measured on a
-smaller batch in the same run and its time for ``JOBS`` is extrapolated from its measured rate (jobs
-per second), which a fixed-size pool keeps constant. Neither side is pinned: both use the machine's
-two cores as a deployment would.
+(docs/deployment.md): one process per core, each ``--pool=threads --concurrency=50
+--disable-prefetch`` (a provider call is I/O: a thread waits on a socket without the GIL; what a job
+does with the answer, decode and store, is CPU, and one process has one GIL). The baseline is
+Celery's default on the same two processes, ``--pool=prefork --concurrency=2``: it runs two jobs at
+a time, so it is measured on a smaller batch in the same run and its time for ``JOBS`` is
+extrapolated from its measured rate (jobs per second), which a fixed-size pool keeps constant.
+Neither side is pinned: both use the machine's two cores as a deployment would.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def _settings(api_base: str) -> str:
 
 def _batch(count: int, prefix: str, timeout: float) -> dict[str, float]:
     """Queue ``count`` generations at once and wait until all are stored: the seconds to that,
-    and to the last enqueue, the first and the median picture; the failures; the most PostgreSQL
-    connections seen open at once (the workers' and this process's)."""
+    and to the last enqueue, the first, the median and the 90th picture; the failures; the most
+    PostgreSQL connections seen open at once (the workers' and this process's)."""
     from django.db import connection
 
     from benchmarks.site.models import Article
@@ -66,6 +66,7 @@ def _batch(count: int, prefix: str, timeout: float) -> dict[str, float]:
     start = time.perf_counter()
     request_generations(records)
     out = {"queued": time.perf_counter() - start, "first": math.nan, "half": math.nan}
+    out["ninety"] = math.nan
     rows = Article.objects.filter(pk__in=pks)
     most = 0
     while time.perf_counter() - start < timeout:
@@ -75,6 +76,8 @@ def _batch(count: int, prefix: str, timeout: float) -> dict[str, float]:
             out["first"] = now
         if waiting <= count // 2 and math.isnan(out["half"]):
             out["half"] = now
+        if waiting <= count // 10 and math.isnan(out["ninety"]):
+            out["ninety"] = now
         if not waiting:
             break
         with connection.cursor() as cursor:
@@ -114,7 +117,9 @@ def run(services: Services, quick: bool) -> list[Row]:
             threads = _batch(JOBS, "throughput", 120)
             worker_cpu = sum(cpu_seconds(worker.pid) for worker in workers) - cpu_before
         log(f"3 throughput: {sample} jobs on --pool=prefork --concurrency=2 (the baseline)")
-        with celery_worker(services, pool="prefork", concurrency=2, cpu=None, extra_env=env):
+        with celery_worker(
+            services, pool="prefork", concurrency=2, cpu=None, extra_env=env, prefetch=True
+        ):
             _batch(2, "throughput-prefork-warm", 60)
             prefork = _batch(sample, "throughput-prefork", 120)
         calls = provider_calls()
@@ -128,12 +133,15 @@ def run(services: Services, quick: bool) -> list[Row]:
             "s",
             prefork_extrapolated,
             "prefork x2, extrapolated",
-            Check("figure", "<=", 8.0, "≤ 8 s", quick=1.5),
+            # CI fails at 9.6 s: jobs waiting a provider call for a thread (prefetched by
+            # the other worker) took 10.4 s, against 5.5 to 6 s now.
+            Check("figure", "<=", 8.0, "≤ 8 s", quick=1.2),
             ratio_text=f"{speedup:.0f}× faster",
             note=f"{PROCESSES} x --pool=threads --concurrency={THREADS}, {threads['failed']:.0f} "
             f"failed, {calls} provider calls in all (warm-up and baseline included); all queued "
             f"at {threads['queued']:.2f} s, the first "
-            f"picture stored at {threads['first']:.1f} s, half at {threads['half']:.1f} s; the "
+            f"picture stored at {threads['first']:.1f} s, half at {threads['half']:.1f} s, 90 % at "
+            f"{threads['ninety']:.1f} s; the "
             f"workers busy {worker_cpu:.1f} CPU s, at most {threads['connections']:.0f} PostgreSQL "
             f"connections open; baseline measured: {sample} jobs in {prefork['elapsed']:.1f} s "
             f"on --pool=prefork --concurrency=2 ({prefork['failed']:.0f} failed), "

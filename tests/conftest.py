@@ -185,9 +185,15 @@ def published() -> Iterator[list[dict[str, Any]]]:
     messages: list[dict[str, Any]] = []
 
     def record(
-        sender: str | None = None, headers: Any = None, routing_key: str = "", **kwargs: Any
+        sender: str | None = None,
+        headers: Any = None,
+        routing_key: str = "",
+        body: Any = None,
+        **kwargs: Any,
     ) -> None:
-        messages.append({"task": sender, "headers": headers, "routing_key": routing_key})
+        messages.append(
+            {"task": sender, "headers": headers, "routing_key": routing_key, "body": body}
+        )
 
     before_task_publish.connect(record, weak=False)
     yield messages

@@ -258,9 +258,12 @@ def test_request_generations_claims_each_record_once_and_queues_its_job(make_pag
     started = services.request_generations(records)
     assert [page.pk for page in started] == [page.pk for page in fresh]  # in order, once each
     assert len(published) == len(fresh)
+    jobs = [message["body"][0][0] for message in published]  # (args, kwargs, embed)
+    assert sorted(jobs, key=lambda job: int(job["pk"])) == [
+        {"label": "testapp.Page", "pk": str(p.pk), "token": str(p.image_claim_token)} for p in fresh
+    ]
     assert {m["headers"]["argsrepr"] for m in published} == {
-        repr(({"label": "testapp.Page", "pk": str(p.pk), "token": str(p.image_claim_token)},))
-        for p in fresh
+        repr((p.image_reference,)) for p in fresh
     }
     for page in fresh:
         page.refresh_from_db()

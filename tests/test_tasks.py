@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import FileSystemStorage
 
@@ -13,6 +16,8 @@ from page_images.exceptions import (
     TransientGenerationError,
 )
 from tests.backends import ScriptedBackend
+from tests.conftest import assert_picture, celery_app, settled, wait_for
+from tests.machine import redis_url
 from tests.reliability import case
 from tests.testapp.models import Note, Page
 
@@ -192,3 +197,33 @@ def test_enqueue_sends_the_time_limits(page, published, settings):
     (message,) = published
     assert list(message["headers"]["timelimit"]) == [12.0, 11.0]
     assert message["routing_key"] == "pictures"
+
+
+def test_a_worker_without_prefetch_takes_no_more_jobs_than_it_has_threads(make_page, settings):
+    # docs/deployment.md's --disable-prefetch: with prefetching, a busy worker kept jobs it had no
+    # thread for while another worker, idle, could not run them. Redis only, as in Celery. A worker
+    # of its own: two in one process would share celery.worker.state.
+    settings.PAGE_IMAGES = {
+        "BACKEND": "page_images.backends.local.LocalBackend",
+        "OPTIONS": {"delay": 3.0},
+        "SIZE": "64x64",
+    }
+    pages = [make_page(f"A harbour at night, number {n}") for n in range(4)]
+    with (
+        celery_app(redis_url(), worker_disable_prefetch=True) as app,
+        start_worker(
+            app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"
+        ),
+        redis.Redis.from_url(redis_url()) as broker,
+    ):
+
+        def waiting() -> int:  # kombu keeps a queue as a Redis list of its name
+            return int(broker.llen(app.conf.task_default_queue))
+
+        services.request_generations(pages)
+        wait_for(lambda: waiting() <= 2)  # two jobs taken, one per thread
+        time.sleep(1.0)  # time enough for the consumer to reserve more, if it would
+        assert waiting() == 2, "the two other jobs wait in the broker for a free thread"
+        for page in pages:
+            wait_for(settled(page), timeout=30)
+            assert_picture(page)

@@ -79,6 +79,8 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # Without these a Redis that stops answering would hold a click's request forever (W050).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
+    # A job only when a thread is free, so another worker's idle threads get it (deployment.md).
+    CELERY_WORKER_DISABLE_PREFETCH = True
     EVENTS = {"BACKEND": "page_images.events.redis.RedisBus", "OPTIONS": {"url": REDIS_URL}}
 else:
     _broker = STATE_DIR / "broker"
