@@ -137,7 +137,8 @@ def run(services: Services, quick: bool) -> list[Row]:
             # the other worker) took 10.4 s, against 5.5 to 6 s now.
             Check("figure", "<=", 8.0, "≤ 8 s", quick=1.2),
             ratio_text=f"{speedup:.0f}× faster",
-            note=f"{PROCESSES} x --pool=threads --concurrency={THREADS}, {threads['failed']:.0f} "
+            note=f"{PROCESSES} x --pool=threads --concurrency={THREADS} --disable-prefetch, "
+            f"{threads['failed']:.0f} "
             f"failed, {calls} provider calls in all (warm-up and baseline included); all queued "
             f"at {threads['queued']:.2f} s, the first "
             f"picture stored at {threads['first']:.1f} s, half at {threads['half']:.1f} s, 90 % at "
