@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tests.machine import CHROMIUM, LAUNCH_ARGS
 
 from benchmarks.harness import (
     PYTHON,
@@ -37,17 +38,6 @@ from benchmarks.harness import (
 if TYPE_CHECKING:
     from benchmarks.harness import Services
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DEMO = ROOT / "example_project"
 
 SEED = """

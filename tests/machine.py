@@ -8,6 +8,7 @@ the real thing.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 
 import pytest
@@ -17,6 +18,18 @@ REDIS_HOST = os.environ.get("PAGE_IMAGES_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("PAGE_IMAGES_REDIS_PORT", "6379"))
 #: A database number of its own, so the suite never touches other users of the shared server.
 REDIS_DB = int(os.environ.get("PAGE_IMAGES_REDIS_DB", "11"))
+#: Headless Chromium (Debian's ``chromium``), as the browser tests and the click benchmark start it.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:

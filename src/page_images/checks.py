@@ -45,6 +45,8 @@ def _error(message: str, id: str, hint: str | None = None) -> Error:
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from page_images.events import check_events  # here, not at import: see the module docstring
+
     raw = getattr(settings, SETTING_NAME, {})
     if not isinstance(raw, dict):
         return [
@@ -69,7 +71,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if merged["PERMISSION"] is not None:
         messages += _check_dotted_path("PERMISSION", merged["PERMISSION"], "page_images.E013")
     messages += _check_rate(merged["RATE_LIMIT"])
-    messages += _check_events(merged["EVENTS"])
+    messages += check_events(merged["EVENTS"])
     if not settings.DEBUG and merged["BACKEND"] == DEFAULTS["BACKEND"]:
         messages.append(
             Warning(
@@ -177,12 +179,6 @@ def _check_rate(rate: Any) -> list[CheckMessage]:
     except ValueError as exc:
         return [_error(f"{SETTING_NAME}['RATE_LIMIT']: {exc}.", "page_images.E014")]
     return []
-
-
-def _check_events(config: Any) -> list[CheckMessage]:
-    from page_images.events import check_events
-
-    return check_events(config)
 
 
 def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
