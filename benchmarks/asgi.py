@@ -23,6 +23,11 @@ application = EventStreams(get_asgi_application())
 # trigger view would queue its jobs on Celery's default app, not on the site's broker.
 from benchmarks.celery_app import app as celery_app  # noqa: E402
 
+if os.environ.get("BENCH_PARTS") == "1":  # a profiling aid: see benchmarks.parts
+    from benchmarks import parts
+
+    parts.install()
+
 if os.environ.get("BENCH_GC_LOG") == "1":  # a profiling aid: how long each collection pauses
     import gc
     import sys

@@ -90,8 +90,9 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        # Django builds a cache object per request under ASGI: share one pool per process.
-        "OPTIONS": {"pool_class": "benchmarks.site.cache.SharedConnectionPool"},
+        # Django builds a cache object per request under ASGI: share one pool per process
+        # (docs/deployment.md).
+        "OPTIONS": {"pool_class": "page_images.redis_pool.SharedConnectionPool"},
     }
 }
 if os.environ.get("BENCH_CACHE_POOL") == "django":

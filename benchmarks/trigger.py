@@ -100,6 +100,11 @@ def run(services: Services, quick: bool) -> list[Row]:
         refs_file = Path(services.media_root).parent / f"trigger-refs-{pool}.json"
         refs_file.write_text(json.dumps(fixtures.signed_refs(pks)))
         rows += _measure(services, pks, refs_file, headers, rounds, seconds, pool)
+    if not quick:
+        # Where the pool row's CPU goes, part by part, with the clocks in a server of its own.
+        from benchmarks import parts
+
+        rows[2].note += "; " + parts.summary(parts.profile(services))
     return rows
 
 

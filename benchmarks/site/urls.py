@@ -11,5 +11,6 @@ urlpatterns = [
     path("hello/", csrf_exempt(views.hello), name="hello"),
     path("modules/", views.modules, name="modules"),
     path("debug/memory/", views.memory, name="memory"),
+    path("debug/parts/", views.parts, name="parts"),
     path("page-images/", include("page_images.urls")),
 ]

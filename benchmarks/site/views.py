@@ -44,6 +44,18 @@ def modules(request: HttpRequest) -> HttpResponse:
     return HttpResponse(json.dumps(loaded), content_type="application/json")
 
 
+def parts(request: HttpRequest) -> HttpResponse:
+    """A profiling aid (``BENCH_PARTS=1``, see :mod:`benchmarks.parts`): each part's CPU so far."""
+    import json
+    import os
+
+    if os.environ.get("BENCH_PARTS") != "1":
+        return HttpResponse("start the server with BENCH_PARTS=1", status=404)
+    from benchmarks.parts import take
+
+    return HttpResponse(json.dumps(take()), content_type="application/json")
+
+
 _marks: dict[str, object] = {}
 
 

@@ -3,7 +3,7 @@
 With nothing set it needs no server at all: SQLite, Celery on kombu's filesystem transport, the
 LocalBackend, and the file event bus. Two environment variables switch it to production parts:
 
-- REDIS_URL=redis://127.0.0.1:6379/0: Celery and the event bus on Redis;
+- REDIS_URL=redis://127.0.0.1:6379/0: Celery, the event bus and the cache on Redis;
 - PAGE_IMAGES_MODEL=openai/gpt-image-1 (with OPENAI_API_KEY, or PAGE_IMAGES_API_BASE for the fake
   provider): real pictures through LiteLLM.
 """
@@ -82,6 +82,14 @@ if REDIS_URL:
     # A job only when a thread is free, so another worker's idle threads get it (deployment.md).
     CELERY_WORKER_DISABLE_PREFETCH = True
     EVENTS = {"BACKEND": "page_images.events.redis.RedisBus", "OPTIONS": {"url": REDIS_URL}}
+    # The rate limit counted once for every web process; one pool per process under ASGI.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"pool_class": "page_images.redis_pool.SharedConnectionPool"},
+        }
+    }
 else:
     _broker = STATE_DIR / "broker"
     for _folder in (_broker / "queue", _broker / "processed"):
