@@ -62,12 +62,17 @@ def test_counting_clicks_from_fresh_cache_objects_opens_one_connection(
     name = f"page_images_test_{uuid.uuid4().hex[:12]}"
     _cache_settings(settings, url, pool_class, client_name=name)
     requests = []  # kept alive, as the requests of a busy server are
-    for _ in range(50):
-        cache = caches.create_connection("clicks")
-        cache.add("clicks", 0)
-        cache.incr("clicks")
-        requests.append(cache)
-    opened = sum(1 for client in redis.Redis.from_url(url).client_list() if client["name"] == name)
+    try:
+        for _ in range(50):
+            cache = caches.create_connection("clicks")
+            cache.add("clicks", 0)
+            cache.incr("clicks")
+            requests.append(cache)
+        with redis.Redis.from_url(url) as server:
+            opened = sum(1 for client in server.client_list() if client["name"] == name)
+    finally:
+        for cache in requests:  # no socket left for the garbage collector to warn about
+            _pool(cache).disconnect()
     if pool_class:
         assert opened <= most_connections
     else:
