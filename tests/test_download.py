@@ -451,15 +451,7 @@ def test_peer_check_does_not_fail_when_the_peer_cannot_be_read(response: Any) ->
     download._check_peer(response, allow_loopback=False)
 
 
-@case(
-    "provider-bytes",
-    "DNS rebinding: the connected peer is private although the name looked public",
-    "'The image service pointed at an address this site will not fetch from.'; the body is never "
-    "read.",
-)
-def test_rebinding_is_caught_on_the_real_socket(
-    server: ImageServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _rebind(server: ImageServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """Our lookup says 127.0.0.2, the connection's lookup says 127.0.0.1, treated as internal.
 
     Only 127.0.0.1 may receive traffic here, so "internal" is simulated by refusing 127.0.0.1 in
@@ -481,8 +473,32 @@ def test_rebinding_is_caught_on_the_real_socket(
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
     monkeypatch.setattr(download, "is_allowed_address", rule)
+    return f"http://rebind.test:{server.server_port}/a.png"
+
+
+@case(
+    "provider-bytes",
+    "DNS rebinding: the connected peer is private although the name looked public",
+    "'The image service pointed at an address this site will not fetch from.'; the request is "
+    "never sent to that address.",
+)
+def test_rebinding_is_refused_before_the_request_is_sent(
+    server: ImageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _rebind(server, monkeypatch)
     with pytest.raises(InvalidImageError, match=r"connected to 127\.0\.0\.1"):
-        fetch(f"http://rebind.test:{server.server_port}/a.png")
+        fetch(url)
+    assert server.hits == []
+
+
+def test_rebinding_through_a_session_of_the_callers_is_refused_before_the_body(
+    server: ImageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A session passed in is used as it is: the request goes out, the answer is refused unread.
+    url = _rebind(server, monkeypatch)
+    with requests.Session() as session, pytest.raises(InvalidImageError, match="connected to"):
+        fetch(url, session=session)
+    assert server.hits == ["/a.png"]
 
 
 # --- Status codes -----------------------------------------------------------------------------

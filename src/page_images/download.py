@@ -3,8 +3,9 @@
 A URL in a provider's answer is input we did not choose. Fetched naively it can point the worker at
 the cloud metadata service (169.254.169.254), the site's own admin on 10.x, or a body that never
 ends. So: https only; every address the host resolves to must be public, checked before
-connecting, for every redirect hop, and again on the socket actually connected (DNS rebinding);
-the body is counted as it streams and cut at the size cap; one deadline covers the whole exchange.
+connecting, for every redirect hop, and again on the socket actually connected, before a byte of
+the request is sent on it (DNS rebinding); the body is counted as it streams and cut at the size
+cap; one deadline covers the whole exchange.
 Whatever passes here is still only bytes: :mod:`page_images.intake` decides if it is a picture.
 """
 
@@ -19,6 +20,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import parse_url
 
 from page_images.conf import app_settings
@@ -179,24 +183,66 @@ def check_url(url: str, *, allow_loopback: bool) -> str:
 # --- The exchange -------------------------------------------------------------------------------
 
 
+def _refuse_peer(peer: Any, target: str, *, allow_loopback: bool) -> None:
+    if not is_allowed_address(str(peer), allow_loopback=allow_loopback):
+        raise InvalidImageError(REFUSED_TARGET, detail=f"connected to {peer} for {target}")
+
+
+def _checking_pool(
+    pool_class: type[HTTPConnectionPool], connection_class: type[HTTPConnection], loopback: bool
+) -> type[HTTPConnectionPool]:
+    """``pool_class`` whose connections check their peer as soon as the socket is connected."""
+
+    class Connection(connection_class):  # type: ignore[valid-type,misc]
+        def _new_conn(self) -> socket.socket:
+            sock: socket.socket = super()._new_conn()
+            try:
+                _refuse_peer(sock.getpeername()[0], self.host, allow_loopback=loopback)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+    return type(pool_class.__name__, (pool_class,), {"ConnectionCls": Connection})
+
+
+class PeerCheckingAdapter(HTTPAdapter):
+    """Refuse a connection to an address the URL check would have refused, before using it.
+
+    DNS can answer differently between our lookup and the connection's (DNS rebinding). The
+    connected socket's peer is the truth, and it is checked before the TLS handshake or the
+    request is sent on it: a rebinding target gets a TCP handshake and nothing else.
+    """
+
+    def __init__(self, *, allow_loopback: bool) -> None:
+        self.allow_loopback = allow_loopback  # before HTTPAdapter.__init__ builds the pool manager
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _checking_pool(HTTPConnectionPool, HTTPConnection, self.allow_loopback),
+            "https": _checking_pool(HTTPSConnectionPool, HTTPSConnection, self.allow_loopback),
+        }
+
+
 def _socket(response: requests.Response) -> Any:
     """The socket under a streamed response (urllib3 2.x), or ``None`` if it cannot be reached."""
     return getattr(getattr(response.raw, "connection", None), "sock", None)
 
 
 def _check_peer(response: requests.Response, *, allow_loopback: bool) -> None:
-    """Refuse if the socket reached an address the URL check would have refused.
+    """The same check on a response's socket, for a ``session`` passed in without our adapter.
 
-    DNS can answer differently between our lookup and the connection's (DNS rebinding). The peer
-    is the truth. If it cannot be read (another transport), the earlier check stands alone.
+    There the request has been sent already; the answer is refused before its body is read. If
+    the peer cannot be read (another transport), the earlier check stands alone.
     """
     sock = _socket(response)
     try:
-        peer = str(sock.getpeername()[0])
+        peer = sock.getpeername()[0]
     except (AttributeError, OSError, TypeError, IndexError):
         return
-    if not is_allowed_address(peer, allow_loopback=allow_loopback):
-        raise InvalidImageError(REFUSED_TARGET, detail=f"connected to {peer} for {response.url}")
+    _refuse_peer(peer, str(response.url), allow_loopback=allow_loopback)
 
 
 def _check_status(response: requests.Response, url: str) -> None:
@@ -341,9 +387,11 @@ def download_image(
 ) -> DownloadedImage:
     """Fetch an image URL under every rule above; raise a ``GenerationError`` subclass if not.
 
-    ``None`` arguments take their value from ``PAGE_IMAGES``. A session made here ignores proxy and
-    ``.netrc`` settings from the environment: a proxy would make the connected peer (checked
-    above) the proxy rather than the target. A ``session`` passed in is used as it is.
+    ``None`` arguments take their value from ``PAGE_IMAGES``. A session made here checks each
+    connection's peer before sending on it (:class:`PeerCheckingAdapter`) and ignores proxy and
+    ``.netrc`` settings from the environment: a proxy would make the connected peer the proxy
+    rather than the target. A ``session`` passed in is used as it is, and its answers' peers are
+    checked before their bodies are read.
     """
     max_bytes = app_settings.MAX_BYTES if max_bytes is None else max_bytes
     timeout = app_settings.DOWNLOAD_TIMEOUT if timeout is None else timeout
@@ -352,6 +400,9 @@ def download_image(
     http = session or requests.Session()
     if session is None:
         http.trust_env = False
+        adapter = PeerCheckingAdapter(allow_loopback=loopback)
+        http.mount("https://", adapter)
+        http.mount("http://", adapter)
     try:
         return _fetch(
             http,
