@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
+	$(BIN)/lint-imports --no-cache
 
 tox: $(STAMP)
 	$(BIN)/tox $(ARGS)

@@ -160,7 +160,7 @@ async def _probe_server(port: int, headers: dict[str, str], ref: str) -> list[st
 
 def stream_token(refs: list[str]) -> str:
     fixtures.setup_django()
-    from page_images.events.stream import sign_references
+    from page_images.live.tokens import sign_references
 
     return sign_references(refs)
 

@@ -122,7 +122,6 @@ PAGE_IMAGES = {
 if os.environ.get("BENCH_PAGE_IMAGES"):
     PAGE_IMAGES = {**PAGE_IMAGES, **json.loads(os.environ["BENCH_PAGE_IMAGES"])}
 
-SILENCED_SYSTEM_CHECKS = ["page_images.W002"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

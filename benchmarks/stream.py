@@ -365,7 +365,7 @@ def run(services: Services, quick: bool) -> list[Row]:
     samples = 300 if quick else 1000
     folder = Path(services.media_root).parent
     fixtures.setup_django()
-    from page_images.events.stream import sign_references
+    from page_images.live.tokens import sign_references
 
     log(f"2 stream: {others * REFS_PER_TAB} records for {others} tabs that re-fetch")
     pks = fixtures.articles(others * REFS_PER_TAB, prefix="stream")

@@ -224,9 +224,9 @@ def settled(instance: Any) -> Callable[[], Any]:
 
 def generate(instance: Any) -> Any:
     """Click (the service call behind the chip) and wait for the job to end, however it ends."""
-    from page_images import services
+    from page_images import queueing
 
-    assert services.request_generation(instance) is not None
+    assert queueing.request_generation(instance) is not None
     wait_for(settled(instance))
     return instance
 

@@ -100,7 +100,6 @@ PAGE_IMAGES = {
 }
 
 # The LocalBackend warning is about production; the tests choose it on purpose.
-SILENCED_SYSTEM_CHECKS = ["page_images.W001"]
 
 # Worker processes started by the integration tests get their PAGE_IMAGES from the test that
 # started them, as JSON in this variable.

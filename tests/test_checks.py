@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from page_images.checks import _check_model, check_models, check_settings
+from page_images.checks import check_deployment, check_model, check_models, check_settings
 from tests.testapp.models import Page, Poster
 
 
@@ -104,27 +104,94 @@ def test_litellm_response_format_warning():
     assert ids(value) == ["page_images.W020"]
 
 
-def test_local_backend_warns_outside_debug(settings):
+def test_the_local_backend_is_a_deployment_warning(settings):
     del settings.PAGE_IMAGES
-    settings.SILENCED_SYSTEM_CHECKS = []
-    settings.DEBUG = False
-    assert [m.id for m in check_settings()] == ["page_images.W001"]
-    settings.DEBUG = True
-    assert check_settings() == []
+    assert "page_images.W001" not in {m.id for m in run_checks()}
+    assert [m.id for m in run_checks(include_deployment_checks=True, tags=["page_images"])] == [
+        "page_images.W001"
+    ]
+    assert [m.id for m in check_deployment()] == ["page_images.W001"]
+    settings.PAGE_IMAGES = {"BACKEND": "tests.backends.ScriptedBackend"}
+    assert check_deployment() == []
 
 
-def test_loopback_downloads_warn_outside_debug():
-    assert ids({"ALLOW_LOOPBACK_DOWNLOADS": True}, DEBUG=False) == ["page_images.W002"]
+def test_loopback_downloads_are_a_deployment_warning(settings):
+    settings.PAGE_IMAGES = {"BACKEND": "tests.backends.ScriptedBackend"}
+    assert check_deployment() == []
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "ALLOW_LOOPBACK_DOWNLOADS": True}
+    assert [m.id for m in check_deployment()] == ["page_images.W002"]
+    assert ids(settings.PAGE_IMAGES) == []  # not an ordinary check's business
+
+
+def test_checks_carry_the_app_tag():
+    from django.core.checks import registry
+
+    tagged = registry.registry.get_checks(include_deployment_checks=True)
+    ours = [check for check in tagged if check.__module__ == "page_images.checks"]
+    assert len(ours) == 5
+    assert all("page_images" in check.tags for check in ours)
+    deploy_only = {c.__name__ for c in registry.registry.deployment_checks if c in ours}
+    assert deploy_only == {"check_deployment"}
+
+
+IN_PROCESS = {"BACKEND": "page_images.events.memory.InProcessBus"}
+REDIS = "redis://127.0.0.1:1/0"  # never connected to: the check only reads the URL
+
+
+@pytest.mark.parametrize(
+    ("events", "broker", "eager", "warned"),
+    [
+        (
+            {"BACKEND": "page_images.events.memory.InProcessBus"},
+            "redis://127.0.0.1:1/0",
+            False,
+            True,
+        ),
+        ({"BACKEND": "page_images.events.memory.InProcessBus"}, "memory://", False, False),
+        (
+            {"BACKEND": "page_images.events.memory.InProcessBus"},
+            "redis://127.0.0.1:1/0",
+            True,
+            False,
+        ),
+        (
+            {"BACKEND": "page_images.events.files.FileBus", "OPTIONS": {"path": "/tmp/x"}},
+            "redis://127.0.0.1:1/0",
+            False,
+            False,
+        ),
+        (None, "redis://127.0.0.1:1/0", False, False),
+        ({"BACKEND": "nowhere.Bus"}, "redis://127.0.0.1:1/0", False, False),
+    ],
+)
+def test_a_bus_that_cannot_reach_the_worker_warns(settings, events, broker, eager, warned):
+    from page_images.checks import check_live_refresh
+    from tests.conftest import celery_app
+
+    settings.PAGE_IMAGES = {"EVENTS": events}
+    with celery_app(broker, task_always_eager=eager):
+        messages = check_live_refresh()
+    assert [m.id for m in messages] == (["page_images.W041"] if warned else [])
+    if warned:
+        assert "InProcessBus" in messages[0].msg
+        assert "RedisBus" in messages[0].hint
+
+
+def test_the_bus_check_is_silent_when_the_setting_is_not_a_dict(settings):
+    from page_images.checks import check_live_refresh
+
+    settings.PAGE_IMAGES = ["not", "a", "dict"]
+    assert check_live_refresh() == []
 
 
 def test_model_checks(monkeypatch):
-    assert _check_model(Page) == []
-    assert _check_model(Poster) == []
+    assert check_model(Page) == []
+    assert check_model(Poster) == []
     monkeypatch.setattr(Page, "image_field_name", "image_text")
     monkeypatch.setattr(Page, "image_prompt_field", "nope")
-    assert sorted(m.id for m in _check_model(Page)) == ["page_images.E010", "page_images.E012"]
+    assert sorted(m.id for m in check_model(Page)) == ["page_images.E010", "page_images.E012"]
     monkeypatch.setattr(Page, "image_prompt_field", None)
-    assert "page_images.E011" in {m.id for m in _check_model(Page)}
+    assert "page_images.E011" in {m.id for m in check_model(Page)}
 
 
 def test_notifier_and_permission_must_import():

@@ -24,9 +24,9 @@ from page_images import events
 from page_images.events import check_events, get_bus, notify, publish
 from page_images.events.base import RESYNC, EventBus
 from page_images.events.files import FileBus
-from page_images.events.hub import Hub, get_hub
 from page_images.events.memory import InProcessBus
 from page_images.events.redis import RedisBus
+from page_images.live.hub import Hub, Inbox, get_hub
 from tests import machine
 from tests.reliability import case
 from tests.servers import free_port
@@ -324,8 +324,10 @@ def test_file_bus_resyncs_when_the_file_shrinks_and_waits_for_whole_lines(tmp_pa
 # --- Hub ------------------------------------------------------------------------------------
 
 
-async def get(queue: asyncio.Queue[str], timeout: float = TIMEOUT) -> str:
-    return await asyncio.wait_for(queue.get(), timeout)
+async def get(inbox: Inbox, timeout: float = TIMEOUT) -> str:
+    reference = await inbox.wait(timeout)
+    assert reference is not None, f"nothing arrived within {timeout} s"
+    return reference
 
 
 def test_hub_gives_each_subscription_only_its_references():
@@ -349,7 +351,7 @@ def test_hub_gives_each_subscription_only_its_references():
             hub.dispatch(RESYNC)  # what a bus yields after an outage goes to everyone
             assert [await get(q) for q in (first, second, third)] == [RESYNC] * 3
         assert hub.subscriber_count == 0
-        assert hub._by_reference == {}
+        assert hub.reference_count == 0
 
     run(scenario())
 

@@ -28,9 +28,11 @@ from django.http import HttpResponse
 from django.urls import path
 
 from page_images.asgi import EventStreams
-from page_images.events import publish, stream
-from page_images.events.hub import get_hub
-from page_images.events.stream import event_stream, sign_references, unsign_references
+from page_images.events import publish
+from page_images.live import stream, tokens
+from page_images.live.hub import get_hub
+from page_images.live.stream import event_stream
+from page_images.live.tokens import sign_references, unsign_references
 from tests.reliability import case
 
 if TYPE_CHECKING:
@@ -324,7 +326,7 @@ def test_signed_references_round_trip_compactly():
 def test_genuinely_signed_nonsense_is_a_bad_signature(payload):
     # Found by fuzzing (tests/faults/test_fuzzing.py): a token signed with the site's key and the
     # stream's salt but not made by sign_references raised binascii/JSON/zlib errors (a 500).
-    token = signing.TimestampSigner(salt=stream.SALT).sign(payload)
+    token = signing.TimestampSigner(salt=tokens.SALT).sign(payload)
     with pytest.raises(BadSignature):
         unsign_references(token)
 

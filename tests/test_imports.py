@@ -53,6 +53,10 @@ LAZY_AT_SETUP = (
     "openai",
     "page_images.tasks",
     "page_images.services",
+    "page_images.claims",
+    "page_images.queueing",
+    "page_images.addresses",
+    "page_images.live",
     "page_images.intake",
     "page_images.download",
     "page_images.events",
@@ -66,15 +70,17 @@ from django.core.checks import registry
 from django.core.signals import setting_changed
 lazy = json.loads(sys.argv[1])
 loaded_at_setup = sorted(m for m in lazy if m in sys.modules)
-registered = {check.__name__ for check in registry.registry.get_checks()}
+registered = registry.registry.get_checks(include_deployment_checks=True)
 from page_images.backends import get_backend
-get_backend()
+first = get_backend()
 setting_changed.send(sender=None, setting="PAGE_IMAGES", value={}, enter=True)
-connected = get_backend.cache_info().currsize == 0
+connected = get_backend() is not first
 import page_images.tasks
 print(json.dumps({
     "loaded_at_setup": loaded_at_setup,
-    "checks": sorted(registered & {"check_settings", "check_models", "check_broker"}),
+    "checks": sorted(
+        check.__name__ for check in registered if check.__module__ == "page_images.checks"
+    ),
     "backend_reset_connected": connected,
     "loaded_by_tasks": sorted(m for m in ("celery", "pydantic") if m in sys.modules),
 }))
@@ -107,7 +113,52 @@ def test_django_setup_leaves_the_heavy_modules_for_later():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["loaded_at_setup"] == []
     # Nothing was lost by waiting: the checks are registered, the receiver connected...
-    assert result["checks"] == ["check_broker", "check_models", "check_settings"]
+    assert result["checks"] == [
+        "check_broker",
+        "check_deployment",
+        "check_live_refresh",
+        "check_models",
+        "check_settings",
+    ]
     assert result["backend_reset_connected"]
     # ...and the probe would see an eager import: the task module does bring in its stack.
     assert result["loaded_by_tasks"] == ["celery", "pydantic"]
+
+
+#: Every import path that README.md and docs/ name, with the object it must still give.
+DOCUMENTED_PATHS = {
+    "page_images.services.request_generation": "page_images.queueing.request_generation",
+    "page_images.services.request_generations": "page_images.queueing.request_generations",
+    "page_images.services.set_image_and_notify": "page_images.claims.set_image_and_notify",
+    "page_images.services.release_stale_claims": "page_images.claims.release_stale_claims",
+    "page_images.asgi.EventStreams": "page_images.live.asgi.EventStreams",
+    "page_images.download.download_image": "page_images.download.download_image",
+    "page_images.events.notify": "page_images.events.notify",
+    "page_images.events.memory.InProcessBus": "page_images.events.memory.InProcessBus",
+    "page_images.events.files.FileBus": "page_images.events.files.FileBus",
+    "page_images.events.redis.RedisBus": "page_images.events.redis.RedisBus",
+    "page_images.models.ImageGeneratingMixin": "page_images.models.ImageGeneratingMixin",
+    "page_images.models.image_upload_to": "page_images.models.image_upload_to",
+    "page_images.tasks.generate_image": "page_images.tasks.generate_image",
+    "page_images.backends.litellm.LiteLLMBackend": "page_images.backends.litellm.LiteLLMBackend",
+    "page_images.backends.local.LocalBackend": "page_images.backends.local.LocalBackend",
+    "page_images.backends.base.BaseBackend": "page_images.backends.base.BaseBackend",
+    "page_images.redis_pool.SharedConnectionPool": "page_images.redis_pool.SharedConnectionPool",
+    "page_images.testing.FakeImageProvider": "page_images.testing.FakeImageProvider",
+    "page_images.signals.generation_succeeded": "page_images.signals.generation_succeeded",
+}
+
+
+def test_every_documented_import_path_still_imports():
+    from django.utils.module_loading import import_string
+
+    for documented, home in DOCUMENTED_PATHS.items():
+        assert import_string(documented) is import_string(home), documented
+
+
+def test_the_version_comes_from_the_package_metadata():
+    from importlib.metadata import version
+
+    import page_images
+
+    assert page_images.__version__ == version("django-page-images")

@@ -14,8 +14,8 @@ from django.test import AsyncRequestFactory, Client, RequestFactory
 from django.urls import include, path
 from django.utils.translation import gettext_lazy
 
-from page_images.references import SALT, event_key, load_record, sign_record
-from page_images.rendering import _RecordSigner, _urls_follow_language, container_context
+from page_images.references import SALT, RecordSigner, event_key, load_record, sign_record
+from page_images.rendering import _urls_follow_language, container_context
 
 pytestmark = pytest.mark.django_db
 
@@ -69,12 +69,12 @@ def test_the_signed_reference_is_sign_records_and_opens_the_record(editor, make_
 
 @pytest.mark.parametrize("value", ["testapp.page:1", "app.model:é ü <x>", ""])
 def test_the_page_signer_signs_as_djangos_signer(value, settings):
-    assert _RecordSigner().sign(value) == signing.Signer(salt=SALT).sign(value)
-    assert _RecordSigner().unsign(signing.Signer(salt=SALT).sign(value)) == value
-    old = _RecordSigner().sign(value)
+    assert RecordSigner().sign(value) == signing.Signer(salt=SALT).sign(value)
+    assert RecordSigner().unsign(signing.Signer(salt=SALT).sign(value)) == value
+    old = RecordSigner().sign(value)
     settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-secret", [settings.SECRET_KEY]
-    assert _RecordSigner().unsign(old) == value  # through the fallback key
-    assert _RecordSigner().sign(value) == signing.Signer(salt=SALT).sign(value) != old
+    assert RecordSigner().unsign(old) == value  # through the fallback key
+    assert RecordSigner().sign(value) == signing.Signer(salt=SALT).sign(value) != old
 
 
 def test_a_key_with_markup_is_escaped_quoted_and_keyed(editor, make_page):

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from page_images import services, signals
+from page_images import claims, queueing, signals
 from page_images.exceptions import (
     EmptyPromptError,
     EnqueueError,
@@ -38,9 +38,9 @@ def free_port() -> int:
 
 
 def test_claim_is_taken_once(page):
-    token = services.claim(page)
+    token = claims.claim(page)
     assert token is not None
-    assert services.claim(Page.objects.get(pk=page.pk)) is None
+    assert claims.claim(Page.objects.get(pk=page.pk)) is None
     page.refresh_from_db()
     assert page.image_generating
     assert page.image_claim_token == token
@@ -48,22 +48,22 @@ def test_claim_is_taken_once(page):
 
 
 def test_stale_claim_may_be_retaken(page, settings):
-    first = services.claim(page)
+    first = claims.claim(page)
     Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
-    second = services.claim(Page.objects.get(pk=page.pk))
+    second = claims.claim(Page.objects.get(pk=page.pk))
     assert second not in (None, first)
 
 
 def test_flag_without_a_claim_time_is_treated_as_stale(page):
     # A host that set the seed's boolean by hand, with no claim time: never stuck forever.
     Page.objects.filter(pk=page.pk).update(image_generating=True)
-    assert services.claim(Page.objects.get(pk=page.pk)) is not None
+    assert claims.claim(Page.objects.get(pk=page.pk)) is not None
 
 
 def test_release_needs_the_token(page):
-    token = services.claim(page)
-    assert not services.release_claim(Page, page.pk, uuid.uuid4(), error="no")
-    assert services.release_claim(Page, page.pk, token, error="Refused")
+    token = claims.claim(page)
+    assert not claims.release_claim(Page, page.pk, uuid.uuid4(), error="no")
+    assert claims.release_claim(Page, page.pk, token, error="Refused")
     page.refresh_from_db()
     assert (page.image_generating, page.image_claim_token, page.image_error) == (
         False,
@@ -73,12 +73,12 @@ def test_release_needs_the_token(page):
 
 
 def test_touch_renews_only_a_held_claim(page):
-    token = services.claim(page)
+    token = claims.claim(page)
     Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(minutes=5))
-    assert services.touch_claim(Page, page.pk, token)
+    assert claims.touch_claim(Page, page.pk, token)
     page.refresh_from_db()
     assert timezone.now() - page.image_claimed_at < timedelta(seconds=5)
-    assert not services.touch_claim(Page, page.pk, uuid.uuid4())
+    assert not claims.touch_claim(Page, page.pk, uuid.uuid4())
 
 
 def test_request_generation_claims_and_enqueues_one_job(page, published):
@@ -87,34 +87,34 @@ def test_request_generation_claims_and_enqueues_one_job(page, published):
         lambda **kw: started.append(kw), weak=False, dispatch_uid="t"
     )
     try:
-        token = services.request_generation(page, user="editor")
+        token = queueing.request_generation(page, user="editor")
     finally:
         signals.generation_started.disconnect(dispatch_uid="t")
     assert token is not None
     assert [m["task"] for m in published] == ["page_images.generate"]
     assert started[0]["user"] == "editor"
     assert started[0]["token"] == token
-    assert services.request_generation(Page.objects.get(pk=page.pk)) is None
+    assert queueing.request_generation(Page.objects.get(pk=page.pk)) is None
     assert len(published) == 1
 
 
 def test_replace_false_leaves_a_record_with_a_picture_alone(page, published):
-    token = services.claim(page)
-    services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
-    assert services.request_generation(page, replace=False) is None
+    token = claims.claim(page)
+    claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    assert queueing.request_generation(page, replace=False) is None
     assert published == []
-    assert services.request_generation(page) is not None  # the default regenerates
+    assert queueing.request_generation(page) is not None  # the default regenerates
     assert len(published) == 1
 
 
 def test_replace_false_still_claims_a_record_without_a_picture(page, published):
-    assert services.request_generation(page, replace=False) is not None
+    assert queueing.request_generation(page, replace=False) is not None
     assert len(published) == 1
 
 
 def test_request_generation_waits_for_the_commit(page, published):
     with transaction.atomic():
-        services.request_generation(page)
+        queueing.request_generation(page)
         assert published == []
     assert len(published) == 1
 
@@ -122,7 +122,7 @@ def test_request_generation_waits_for_the_commit(page, published):
 def test_empty_prompt_is_refused_before_claiming(make_page, published):
     page = make_page("   ")
     with pytest.raises(EmptyPromptError, match="no text"):
-        services.request_generation(page)
+        queueing.request_generation(page)
     page.refresh_from_db()
     assert not page.image_generating
     assert published == []
@@ -132,7 +132,7 @@ def test_broker_down_releases_the_claim_with_a_message(page):
     with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
         started = time.monotonic()
         with pytest.raises(EnqueueError, match="could not be queued"):
-            services.request_generation(page)
+            queueing.request_generation(page)
         elapsed = time.monotonic() - started
     assert elapsed < 10, elapsed
     page.refresh_from_db()
@@ -143,18 +143,18 @@ def test_broker_down_releases_the_claim_with_a_message(page):
 
 def test_broker_down_inside_a_transaction_lands_on_the_record(page):
     with celery_app(f"redis://127.0.0.1:{free_port()}/0"), transaction.atomic():
-        assert services.request_generation(page) is not None
+        assert queueing.request_generation(page) is not None
     page.refresh_from_db()
     assert not page.image_generating
     assert "could not be queued" in page.image_error
 
 
 def test_set_image_and_notify_stores_and_releases(page):
-    token = services.claim(page)
+    token = claims.claim(page)
     done = []
     signals.generation_succeeded.connect(lambda **kw: done.append(kw), weak=False, dispatch_uid="t")
     try:
-        services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+        claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
     finally:
         signals.generation_succeeded.disconnect(dispatch_uid="t")
     page.refresh_from_db()
@@ -165,9 +165,9 @@ def test_set_image_and_notify_stores_and_releases(page):
 
 
 def test_set_image_and_notify_keeps_other_fields_an_editor_changed(page):
-    token = services.claim(page)
+    token = claims.claim(page)
     Page.objects.filter(pk=page.pk).update(image_text="Edited meanwhile")
-    services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
     page.refresh_from_db()
     assert page.image_text == "Edited meanwhile"
 
@@ -178,16 +178,16 @@ def test_set_image_and_notify_keeps_other_fields_an_editor_changed(page):
     "Refused (StaleClaimError); the newer state stays; its file is deleted.",
 )
 def test_a_stale_job_cannot_overwrite_and_leaves_no_file(page, settings):
-    old = services.claim(page)
+    old = claims.claim(page)
     Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
-    new = services.claim(Page.objects.get(pk=page.pk))
-    services.set_image_and_notify(
+    new = claims.claim(Page.objects.get(pk=page.pk))
+    claims.set_image_and_notify(
         Page.objects.get(pk=page.pk),
         ContentFile(png_bytes(color=(0, 0, 255)), name="new.png"),
         token=new,
     )
     with pytest.raises(StaleClaimError):
-        services.set_image_and_notify(page, ContentFile(png_bytes(), name="old.png"), token=old)
+        claims.set_image_and_notify(page, ContentFile(png_bytes(), name="old.png"), token=old)
     page.refresh_from_db()
     assert "new" in page.image.name
     stored = FileSystemStorage(settings.MEDIA_ROOT).listdir("page_images/testapp/page")[1]
@@ -195,14 +195,14 @@ def test_a_stale_job_cannot_overwrite_and_leaves_no_file(page, settings):
 
 
 def test_storage_failure_changes_nothing(page, monkeypatch):
-    token = services.claim(page)
+    token = claims.claim(page)
 
     def broken_save(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(FileSystemStorage, "save", broken_save)
     with pytest.raises(StorageWriteError, match="disk full") as caught:
-        services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+        claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
     assert isinstance(caught.value.__cause__, OSError)
     page.refresh_from_db()
     assert page.image_generating
@@ -211,12 +211,12 @@ def test_storage_failure_changes_nothing(page, monkeypatch):
 
 
 def test_fail_generation_sends_the_signal_once(page):
-    token = services.claim(page)
+    token = claims.claim(page)
     failed = []
     signals.generation_failed.connect(lambda **kw: failed.append(kw), weak=False, dispatch_uid="t")
     try:
-        assert services.fail_generation(Page, page.pk, token, "Refused", ValueError("x"))
-        assert not services.fail_generation(Page, page.pk, token, "Again")
+        assert claims.fail_generation(Page, page.pk, token, "Refused", ValueError("x"))
+        assert not claims.fail_generation(Page, page.pk, token, "Again")
     finally:
         signals.generation_failed.disconnect(dispatch_uid="t")
     assert [kw["message"] for kw in failed] == ["Refused"]
@@ -230,32 +230,32 @@ def test_fail_generation_sends_the_signal_once(page):
 )
 def test_release_stale_claims(make_page, settings):
     fresh, stale, idle = make_page("one"), make_page("two"), make_page("three")
-    services.claim(fresh)
-    services.claim(stale)
+    claims.claim(fresh)
+    claims.claim(stale)
     Page.objects.filter(pk=stale.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
-    assert services.release_stale_claims() == 1
+    assert claims.release_stale_claims() == 1
     stale.refresh_from_db()
     fresh.refresh_from_db()
     idle.refresh_from_db()
-    assert (stale.image_generating, stale.image_error) == (False, services.STALE_CLAIM_MESSAGE)
+    assert (stale.image_generating, stale.image_error) == (False, claims.STALE_CLAIM_MESSAGE)
     assert fresh.image_generating
     assert not idle.image_generating
 
 
 def with_picture(page):
-    token = services.claim(page)
-    services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    token = claims.claim(page)
+    claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
     return page
 
 
 def test_request_generations_claims_each_record_once_and_queues_its_job(make_page, published):
     fresh = [make_page(f"A lighthouse, number {n}") for n in range(5)]
     busy = make_page("Already being drawn")
-    assert services.claim(busy) is not None
+    assert claims.claim(busy) is not None
     pictured = with_picture(make_page("Already drawn"))
     empty = make_page("  ")
     records = [fresh[0], busy, *fresh[1:3], pictured, empty, *fresh[3:], fresh[0]]
-    started = services.request_generations(records)
+    started = queueing.request_generations(records)
     assert [page.pk for page in started] == [page.pk for page in fresh]  # in order, once each
     assert len(published) == len(fresh)
     jobs = [message["body"][0][0] for message in published]  # (args, kwargs, embed)
@@ -271,31 +271,31 @@ def test_request_generations_claims_each_record_once_and_queues_its_job(make_pag
     for page in (pictured, empty):
         page.refresh_from_db()
         assert not page.image_generating
-    assert services.request_generations(fresh) == []  # all running: nothing queued twice
+    assert queueing.request_generations(fresh) == []  # all running: nothing queued twice
     assert len(published) == len(fresh)
 
 
 def test_request_generations_replaces_pictures_only_when_asked(make_page, published):
     pictured = with_picture(make_page())
-    assert services.request_generations([pictured]) == []
-    assert services.request_generations([pictured], replace=True) == [pictured]
+    assert queueing.request_generations([pictured]) == []
+    assert queueing.request_generations([pictured], replace=True) == [pictured]
     assert len(published) == 1
 
 
 def test_request_generations_claims_in_batches(make_page, published):
     pages = [make_page(f"Page {n}") for n in range(5)]
     with CaptureQueriesContext(connection) as queries:
-        started = services.request_generations(pages, batch_size=3)
+        started = queueing.request_generations(pages, batch_size=3)
     updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
     assert len(updates) == 2  # one claim per batch, whatever the number of records
     assert len(started) == len(published) == 5
     with pytest.raises(ValueError, match="batch_size"):
-        services.request_generations(pages, batch_size=0)
+        queueing.request_generations(pages, batch_size=0)
 
 
 def test_request_generations_waits_for_the_commit(make_page, published):
     with transaction.atomic():
-        services.request_generations([make_page(), make_page("Another text")])
+        queueing.request_generations([make_page(), make_page("Another text")])
         assert published == []
     assert len(published) == 2
 
@@ -305,7 +305,7 @@ def test_request_generations_with_the_broker_down_releases_every_record_at_once(
     with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
         started = time.monotonic()
         with pytest.raises(EnqueueError, match="could not be queued"):
-            services.request_generations(pages)
+            queueing.request_generations(pages)
         elapsed = time.monotonic() - started
     assert elapsed < 10, "one publish retry sequence, not one per record"
     for page in pages:
@@ -317,19 +317,19 @@ def test_request_generations_with_the_broker_down_releases_every_record_at_once(
 def test_request_generations_failing_part_way_keeps_the_jobs_already_sent(
     make_page, published, monkeypatch
 ):
-    from page_images import tasks
+    from page_images import queueing
 
     pages = [make_page(f"Page {n}") for n in range(4)]
-    send = tasks.enqueue_generation
+    send = queueing.enqueue_generation
 
     def fail_third(instance, token, **kwargs):
         if len(published) == 2:
             raise ConnectionError("broker went away")
         send(instance, token, **kwargs)
 
-    monkeypatch.setattr(tasks, "enqueue_generation", fail_third)
+    monkeypatch.setattr(queueing, "enqueue_generation", fail_third)
     with pytest.raises(EnqueueError):
-        services.request_generations(pages)
+        queueing.request_generations(pages)
     states = []
     for page in pages:
         page.refresh_from_db()

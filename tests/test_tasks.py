@@ -9,7 +9,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import FileSystemStorage
 
-from page_images import services, tasks
+from page_images import claims, queueing, tasks
 from page_images.exceptions import (
     ContentPolicyError,
     ProviderAuthenticationError,
@@ -39,7 +39,7 @@ def scripted(settings):
 
 def run(instance, token=None):
     """Run the real task body in this process (Celery's apply), as a worker would."""
-    token = token or services.claim(instance)
+    token = token or claims.claim(instance)
     job = tasks.ImageJob(label=instance._meta.label, pk=str(instance.pk), token=token)
     return tasks.generate_image.apply(args=(job.model_dump(mode="json"),))
 
@@ -113,7 +113,7 @@ def test_oversize_bytes_are_refused(page, settings):
     "'There is no text to make a picture from.'; no provider call.",
 )
 def test_prompt_emptied_after_the_click(page):
-    token = services.claim(page)
+    token = claims.claim(page)
     Page.objects.filter(pk=page.pk).update(image_text="")
     run(page, token)
     page.refresh_from_db()
@@ -123,16 +123,16 @@ def test_prompt_emptied_after_the_click(page):
 
 
 def test_record_deleted_before_the_job_runs(page):
-    token = services.claim(page)
+    token = claims.claim(page)
     Page.objects.filter(pk=page.pk).delete()
     assert run(page, token).successful()
     assert ScriptedBackend.calls == []
 
 
 def test_a_job_whose_claim_was_retaken_does_nothing(page):
-    old = services.claim(page)
-    services.release_claim(Page, page.pk, old)
-    new = services.claim(Page.objects.get(pk=page.pk))
+    old = claims.claim(page)
+    claims.release_claim(Page, page.pk, old)
+    new = claims.claim(Page.objects.get(pk=page.pk))
     run(page, old)
     assert ScriptedBackend.calls == []
     page.refresh_from_db()
@@ -193,7 +193,7 @@ def test_retry_countdown_grows_and_is_capped(settings):
 
 def test_enqueue_sends_the_time_limits(page, published, settings):
     settings.PAGE_IMAGES = {"TASK_SOFT_TIME_LIMIT": 11, "TASK_TIME_LIMIT": 12, "QUEUE": "pictures"}
-    tasks.enqueue_generation(page, uuid.uuid4())
+    queueing.enqueue_generation(page, uuid.uuid4())
     (message,) = published
     assert list(message["headers"]["timelimit"]) == [12.0, 11.0]
     assert message["routing_key"] == "pictures"
@@ -220,7 +220,7 @@ def test_a_worker_without_prefetch_takes_no_more_jobs_than_it_has_threads(make_p
         def waiting() -> int:  # kombu keeps a queue as a Redis list of its name
             return int(broker.llen(app.conf.task_default_queue))
 
-        services.request_generations(pages)
+        queueing.request_generations(pages)
         wait_for(lambda: waiting() <= 2)  # two jobs taken, one per thread
         time.sleep(1.0)  # time enough for the consumer to reserve more, if it would
         assert waiting() == 2, "the two other jobs wait in the broker for a free thread"

@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.template import Context, Template, TemplateSyntaxError
 from django.test import AsyncRequestFactory, RequestFactory
 
-from page_images.events.stream import unsign_references
+from page_images.live.tokens import unsign_references
 
 pytestmark = pytest.mark.django_db
 

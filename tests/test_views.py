@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.client import BOUNDARY, encode_multipart
 from django.urls import reverse
 
-from page_images import services
+from page_images import claims
 from page_images.references import SALT, sign_record
 from page_images.testing import png_bytes
 from tests.conftest import celery_app
@@ -78,8 +78,8 @@ def test_second_click_shows_the_current_state_and_queues_nothing(editor, page, p
     "200 with the picture; no job, so nobody pays for a second one or loses the first.",
 )
 def test_click_on_a_record_that_got_its_picture_meanwhile_shows_it(editor, page, published):
-    token = services.claim(page)
-    services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    token = claims.claim(page)
+    claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
     response = post(client_for(editor), page)
     assert response.status_code == 200
     html = response.content.decode()
@@ -99,7 +99,7 @@ def test_click_that_loses_the_claim_shows_the_winners_state(editor, page, publis
 
     def load_then_lose(ref):
         instance = loaded(ref)
-        assert services.claim(type(instance).objects.get(pk=instance.pk)) is not None
+        assert claims.claim(type(instance).objects.get(pk=instance.pk)) is not None
         return instance
 
     monkeypatch.setattr(views, "load_record", load_then_lose)

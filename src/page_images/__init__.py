@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
+from importlib.metadata import version
+
+#: The installed distribution's version: written once, in pyproject.toml.
+__version__ = version("django-page-images")

@@ -1,9 +1,13 @@
-"""App configuration: registers the system checks and the backend-cache reset."""
+"""App configuration: registers the system checks, with their tags."""
 
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core.checks import Tags, register
 from django.utils.translation import gettext_lazy as _
+
+#: The tag of every check of this app: ``manage.py check --tag page_images``.
+CHECK_TAG = "page_images"
 
 
 class PageImagesConfig(AppConfig):
@@ -12,5 +16,10 @@ class PageImagesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Imported for their side effects: check registration and signal receivers.
-        from page_images import backends, checks  # noqa: F401
+        from page_images import checks
+
+        register(checks.check_settings, CHECK_TAG)
+        register(checks.check_models, CHECK_TAG, Tags.models)
+        register(checks.check_broker, CHECK_TAG)
+        register(checks.check_live_refresh, CHECK_TAG)
+        register(checks.check_deployment, CHECK_TAG, Tags.security, deploy=True)

@@ -4,9 +4,11 @@ Ids are never reused. E0xx are errors (the app cannot work), W0xx warnings (it w
 probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend, E04x/W04x
 to the event buses, W05x to Celery's configuration as the click sees it.
 
-This module is imported by ``PageImagesConfig.ready()`` to register the checks, so it runs in every
-web process's ``django.setup()``. What only a check needs (the event buses, the rate parser,
-Celery) is imported inside the check that uses it: start-up pays for the registration alone.
+``PageImagesConfig.ready()`` registers them, with tags, so this module is imported in every web
+process's ``django.setup()``. What only a check needs (the event buses, the rate parser, Celery) is
+imported inside the check that uses it: start-up pays for the registration alone. Warnings that
+only mean something in production (the placeholder backend, loopback downloads) are deployment
+checks, shown by ``manage.py check --deploy``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.module_loading import import_string
@@ -43,7 +45,12 @@ def _error(message: str, id: str, hint: str | None = None) -> Error:
     return Error(message, hint=hint, id=id)
 
 
-@register()
+def _merged() -> dict[str, Any] | None:
+    """The settings with their defaults; None when ``PAGE_IMAGES`` is not a dict (E001)."""
+    raw = getattr(settings, SETTING_NAME, {})
+    return {**DEFAULTS, **raw} if isinstance(raw, dict) else None
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     from page_images.events import check_events  # here, not at import: see the module docstring
 
@@ -72,7 +79,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         messages += _check_dotted_path("PERMISSION", merged["PERMISSION"], "page_images.E013")
     messages += _check_rate(merged["RATE_LIMIT"])
     messages += check_events(merged["EVENTS"])
-    if not settings.DEBUG and merged["BACKEND"] == DEFAULTS["BACKEND"]:
+    return messages
+
+
+def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """What is fine on a developer's machine and wrong in production (``check --deploy``)."""
+    merged = _merged() or DEFAULTS
+    messages: list[CheckMessage] = []
+    if merged["BACKEND"] == DEFAULTS["BACKEND"]:
         messages.append(
             Warning(
                 f"{SETTING_NAME}['BACKEND'] is the LocalBackend: placeholder pictures only.",
@@ -81,10 +95,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="page_images.W001",
             )
         )
-    if not settings.DEBUG and merged["ALLOW_LOOPBACK_DOWNLOADS"]:
+    if merged["ALLOW_LOOPBACK_DOWNLOADS"]:
         messages.append(
             Warning(
-                f"{SETTING_NAME}['ALLOW_LOOPBACK_DOWNLOADS'] is on outside DEBUG.",
+                f"{SETTING_NAME}['ALLOW_LOOPBACK_DOWNLOADS'] is on.",
                 hint="It exists for tests against a local fake provider; turn it off.",
                 id="page_images.W002",
             )
@@ -197,15 +211,15 @@ def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
     return backend.check()
 
 
-@register()
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for model in image_generating_models():
-        messages += _check_model(model)
+        messages += check_model(model)
     return messages
 
 
-def _check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
+def check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
+    """The messages about one model that uses the mixin (E010 to E012)."""
     messages: list[CheckMessage] = []
     try:
         field = model._meta.get_field(model.image_field_name)
@@ -250,7 +264,6 @@ _REDIS_SCHEMES = ("redis", "rediss", "sentinel", "socket")
 _BROKER_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 
 
-@register()
 def check_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Warn when a Redis broker has no socket timeouts: a click could then wait forever.
 
@@ -276,5 +289,40 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             "'socket_connect_timeout': 5} (CELERY_BROKER_TRANSPORT_OPTIONS in Django settings "
             "with the CELERY namespace).",
             id="page_images.W050",
+        )
+    ]
+
+
+def check_live_refresh(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when the event bus cannot carry a worker's news to the web process (W041).
+
+    A bus that stays inside one process is right only where the jobs run in that process too:
+    eager Celery, or the in-memory transport. Anywhere else the worker's "picture stored" never
+    reaches the open pages, and their spinners turn until a reload.
+    """
+    from celery import current_app
+
+    from page_images.events import build_bus
+
+    merged = _merged()
+    config = merged["EVENTS"] if merged else None
+    if config is None:
+        return []
+    try:
+        bus = build_bus(config)
+    except PageImagesConfigurationError:
+        return []  # check_settings reports it (E040)
+    conf = current_app.conf
+    url = conf.broker_url or ""
+    if bus.supports_cross_process or conf.task_always_eager or str(url).startswith("memory:"):
+        return []
+    return [
+        Warning(
+            f"{SETTING_NAME}['EVENTS'] is {config['BACKEND']}, which does not reach a Celery "
+            "worker in another process: a page waits for its picture until it is reloaded.",
+            hint="Use page_images.events.redis.RedisBus (with Redis) or "
+            "page_images.events.files.FileBus (one machine), or set EVENTS to None so that "
+            "pages poll.",
+            id="page_images.W041",
         )
     ]

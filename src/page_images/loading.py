@@ -1,4 +1,4 @@
-"""Building a pluggable class from a ``{"BACKEND": path, "OPTIONS": {...}}`` setting.
+"""Building a pluggable class from a ``{"BACKEND": path, "OPTIONS": {...}}`` setting; keeping it.
 
 Backends and event buses are both chosen this way; one function means one set of error messages,
 each naming the exact key to change, and a configuration error is always our
@@ -7,11 +7,19 @@ each naming the exact key to change, and a configuration error is always our
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from page_images.conf import SETTING_NAME
 from page_images.exceptions import PageImagesConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+T = TypeVar("T")
 
 
 def build(where: str, path: str, options: dict[str, Any], base: type[Any]) -> Any:
@@ -37,3 +45,38 @@ def build(where: str, path: str, options: dict[str, Any], base: type[Any]) -> An
     except TypeError as exc:
         raise PageImagesConfigurationError(f"{where}['OPTIONS'] do not suit {path}: {exc}") from exc
     return instance
+
+
+class Configured(Generic[T]):
+    """What ``build()`` makes from ``PAGE_IMAGES``: built once per process, again once it changes.
+
+    Backends and buses are built on first use, not at import (an import must cost no I/O, and the
+    settings may not be ready), and kept, because building one per job or per event would repeat
+    their set-up. Tests change ``PAGE_IMAGES`` with ``override_settings``; Django's
+    ``setting_changed`` signal drops the built value then. The lock keeps two threads from building
+    two at once: with the in-process bus, that would split publishers and listeners between two
+    buses that never meet.
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._built = False
+        setting_changed.connect(self._on_setting_changed, weak=False)
+
+    def get(self) -> T:
+        """The built value; a failed build raises, and is tried again next time."""
+        with self._lock:
+            if not self._built:
+                self._value = self._build()
+                self._built = True
+            return cast("T", self._value)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._value, self._built = None, False
+
+    def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
+        if setting == SETTING_NAME:
+            self.reset()

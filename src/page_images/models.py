@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from page_images.conf import app_settings
 from page_images.exceptions import PageImagesConfigurationError
+from page_images.permissions import default_permission
 
 if TYPE_CHECKING:
     from django.db.models.fields.files import FieldFile
@@ -82,8 +83,6 @@ class ImageGeneratingMixin(models.Model):
 
     def can_generate_image(self, user: Any) -> bool:
         """May ``user`` generate this record's image? Override for a rule of the model's own."""
-        from page_images.permissions import default_permission
-
         return default_permission(user, self)
 
     def get_image_channel(self) -> str:

@@ -25,16 +25,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
-from django.core import signing
 from django.urls import LocalePrefixPattern, URLResolver, get_resolver, get_urlconf, reverse
-from django.utils.crypto import salted_hmac
 from django.utils.functional import Promise
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
 from page_images.conf import app_settings
 from page_images.permissions import can_generate
-from page_images.references import SALT, event_key
+from page_images.references import RecordSigner, event_key
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -49,27 +47,6 @@ _RETRY_LABEL = gettext_lazy("Try again")
 #: A signed reference of this shape (any integer or slug key) needs no HTML-escaping, only ':'
 #: needs URL-quoting, and its DOM key only has '.' and ':' to replace.
 _PLAIN_SIGNED = re.compile(r"[A-Za-z0-9_.:-]*")
-
-
-class _RecordSigner(signing.Signer):
-    """``sign_record()``'s signer, whose HMAC key is derived once rather than once per record.
-
-    The signatures are ``Signer(salt=SALT)``'s own, byte for byte (``load_record`` checks them, and
-    so do the tests): ``signature`` is ``signing.base64_hmac(salt + "signer", value, key)``, but the
-    key derivation inside ``salted_hmac`` (a hash of the secret) is done once per page and the keyed
-    HMAC copied for each record. Any other key (a fallback, when unsigning) goes Django's way.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(salt=SALT)
-        self._keyed = salted_hmac(SALT + "signer", b"", self.key, algorithm=self.algorithm)
-
-    def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
-        if key is not None and key != self.key:
-            return super().signature(value, key)
-        mac = self._keyed.copy()
-        mac.update(value.encode() if isinstance(value, str) else value)
-        return signing.b64_encode(mac.digest()).decode()
 
 
 def remember(request: HttpRequest | None, reference: str) -> None:
@@ -156,7 +133,7 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "next": request.get_full_path() if request is not None else "",
             "chip_label": _CHIP_LABEL,
             "retry_label": _RETRY_LABEL,
-            "signer": _RecordSigner(),
+            "signer": RecordSigner(),
         }
         if request is not None:
             request.__dict__[PAGE_ATTRIBUTE] = page
@@ -255,6 +232,7 @@ def container_context(
     context.update(
         {
             "state": _STATES.get(state, state),
+            "reference": _safe_if_plain(reference),
             # event_key keeps letters, digits, '_' and '-' only.
             "key": SafeString(key),
             "fragment_url": fragment_url,

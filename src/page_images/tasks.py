@@ -4,7 +4,7 @@ The job is built so that every way it can end leaves the record in a state an ed
 retry: success stores the picture and releases the claim; a transient provider error is retried
 with back-off while the claim is kept (and renewed); everything else releases the claim with a
 readable message. Only a killed worker skips all of that, and its claim then goes stale after
-``CLAIM_TIMEOUT`` and may be retaken (see :func:`page_images.services.release_stale_claims`).
+``CLAIM_TIMEOUT`` and may be retaken (see :func:`page_images.claims.release_stale_claims`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
@@ -22,7 +22,7 @@ from django.core.files.base import ContentFile
 from django.db import connections
 from pydantic import BaseModel, ConfigDict
 
-from page_images import services
+from page_images import claims
 from page_images.backends import get_backend
 from page_images.backends.base import ImageRequest
 from page_images.conf import app_settings, parse_size
@@ -35,9 +35,6 @@ from page_images.exceptions import (
 from page_images.intake import validate_image
 from page_images.models import ImageGeneratingMixin
 
-if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
 logger = logging.getLogger(__name__)
 
 #: The task's stable name, and the ``<workflow>`` of the seed's ``job:<channel>:<workflow>``.
@@ -45,15 +42,6 @@ WORKFLOW = "page_images.generate"
 
 TIME_LIMIT_MESSAGE = "The image took too long to make. Try again."
 UNEXPECTED_MESSAGE = "Something went wrong while making the image. Try again."
-
-#: How hard the web process tries to reach the broker before giving up: bounded, so that a click
-#: never waits long on a broker that is down (Celery's default publish policy, made explicit).
-PUBLISH_RETRY_POLICY = {
-    "max_retries": 3,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-}
 
 
 class ImageJob(BaseModel):
@@ -71,32 +59,6 @@ class ImageJob(BaseModel):
 def tracking_string(channel: str) -> str:
     """The seed's ``job:<channel>:<workflow>``, returned by the task for logs and monitoring."""
     return f"job:{channel}:{WORKFLOW}"
-
-
-def broker_producer() -> AbstractContextManager[Any]:
-    """One broker connection to send many jobs over (Celery's producer pool)."""
-    return generate_image.app.producer_or_acquire()
-
-
-def enqueue_generation(
-    instance: ImageGeneratingMixin, token: uuid.UUID, *, producer: Any = None
-) -> None:
-    """Send the job to the broker with the time limits the settings ask for now."""
-    job = ImageJob(label=instance._meta.label, pk=str(instance.pk), token=token)
-    options: dict[str, Any] = {
-        "soft_time_limit": app_settings.TASK_SOFT_TIME_LIMIT,
-        "time_limit": app_settings.TASK_TIME_LIMIT,
-        "retry": True,
-        "retry_policy": PUBLISH_RETRY_POLICY,
-        "producer": producer,
-        # What logs and monitors show for the job, given rather than computed by Celery's saferepr
-        # of the payload on every click (a tenth of the enqueue's CPU).
-        "argsrepr": f"({instance.image_reference!r},)",
-        "kwargsrepr": "{}",
-    }
-    if app_settings.QUEUE:
-        options["queue"] = app_settings.QUEUE
-    generate_image.apply_async(args=(job.model_dump(mode="json"),), **options)
 
 
 @worker_init.connect(weak=False)
@@ -163,7 +125,7 @@ def _generate_and_store(instance: ImageGeneratingMixin, token: uuid.UUID) -> Non
     result = backend.generate(request)
     image = validate_image(result.content, declared_type=result.content_type)
     name = f"{instance.pk}-{token.hex[:12]}.{image.extension}"
-    services.set_image_and_notify(
+    claims.set_image_and_notify(
         instance, ContentFile(image.content, name=name), token=token, image=result
     )
     logger.info(
@@ -184,7 +146,7 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
         return tracking_string(job.label.lower())
     pk = model._meta.pk.to_python(job.pk)
     channel = model._meta.label_lower
-    if not services.touch_claim(model, pk, job.token):
+    if not claims.touch_claim(model, pk, job.token):
         logger.info("Image job for %s:%s no longer holds its claim; skipped", channel, pk)
         return tracking_string(channel)
 
@@ -194,7 +156,7 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
 
     def fail(message: str, error: BaseException | None) -> None:
         nonlocal settled
-        services.fail_generation(model, pk, job.token, message, error, instance=instance)
+        claims.fail_generation(model, pk, job.token, message, error, instance=instance)
         settled = True
 
     try:

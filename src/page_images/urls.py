@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from page_images import views
-from page_images.events.stream import event_stream
+from page_images.live.stream import event_stream
 
 app_name = "page_images"
 

@@ -25,9 +25,9 @@ from django.views.decorators.http import require_GET, require_POST
 from page_images import ratelimit
 from page_images.exceptions import EmptyPromptError, EnqueueError
 from page_images.permissions import can_generate
+from page_images.queueing import request_generation
 from page_images.references import BadReference, RecordNotFound, load_record
 from page_images.rendering import container_context
-from page_images.services import request_generation
 
 if TYPE_CHECKING:
     from page_images.models import ImageGeneratingMixin

@@ -14,7 +14,7 @@ from unittest import mock
 
 from django.utils import timezone
 
-from page_images import services, views
+from page_images import claims, views
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -22,12 +22,12 @@ if TYPE_CHECKING:
     from page_images.models import ImageGeneratingMixin
 
 
-def _racy_claim(instance: ImageGeneratingMixin) -> uuid.UUID | None:
+def _racy_claim(instance: ImageGeneratingMixin, *, replace: bool = True) -> uuid.UUID | None:
     # Read, decide in Python, then write: the check and the write are no longer one statement,
     # so concurrent clicks all read "free" and all win.
     model = type(instance)
     current = model._base_manager.get(pk=instance.pk)
-    stale_before = services._stale_before()
+    stale_before = claims.stale_before()
     if (
         current.image_generating
         and current.image_claimed_at
@@ -44,11 +44,11 @@ def _racy_claim(instance: ImageGeneratingMixin) -> uuid.UUID | None:
 
 @contextlib.contextmanager
 def racy_claim() -> Iterator[None]:
-    with mock.patch.object(services, "claim", _racy_claim):
+    with mock.patch.object(claims, "claim", _racy_claim):
         yield
 
 
-_store = services.set_image_and_notify
+_store = claims.set_image_and_notify
 
 
 def _store_whatever_the_claim(instance: Any, image_file: Any, **kwargs: Any) -> None:
@@ -58,7 +58,7 @@ def _store_whatever_the_claim(instance: Any, image_file: Any, **kwargs: Any) -> 
 
 @contextlib.contextmanager
 def stale_overwrite() -> Iterator[None]:
-    with mock.patch.object(services, "set_image_and_notify", _store_whatever_the_claim):
+    with mock.patch.object(claims, "set_image_and_notify", _store_whatever_the_claim):
         yield
 
 

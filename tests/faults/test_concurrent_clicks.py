@@ -13,7 +13,7 @@ import pytest
 import redis
 from django.db import connection
 
-from page_images import services
+from page_images import claims, queueing
 from tests.conftest import celery_app
 from tests.machine import redis_url
 from tests.reliability import case
@@ -34,7 +34,7 @@ def click_together(pk: int) -> list[object]:
         try:
             instance = Page.objects.get(pk=pk)
             barrier.wait(timeout=30)
-            outcome: object = services.request_generation(instance)
+            outcome: object = queueing.request_generation(instance)
         except Exception as exc:  # recorded, then asserted: a failing click must fail the test
             outcome = exc
         finally:
@@ -74,6 +74,6 @@ def test_fifty_concurrent_clicks_enqueue_exactly_one_job(page, published):
                 assert client.llen(queue) == round_number + 1
                 page.refresh_from_db()
                 assert page.image_claim_token == winners[0]
-                services.release_claim(Page, page.pk, winners[0])
+                claims.release_claim(Page, page.pk, winners[0])
         finally:
             client.delete(queue)

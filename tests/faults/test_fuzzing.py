@@ -50,12 +50,13 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from page_images import services, tasks
+from page_images import claims, tasks
 from page_images.backends.base import BaseBackend, GeneratedImage
-from page_images.events.hub import get_hub, reset_hubs
-from page_images.events.stream import MAX_REFERENCES, sign_references, unsign_references
 from page_images.exceptions import InvalidImageError
 from page_images.intake import validate_image
+from page_images.live.hub import get_hub, reset_hubs
+from page_images.live.stream import MAX_REFERENCES
+from page_images.live.tokens import sign_references, unsign_references
 from page_images.references import SALT, sign_record
 from page_images.testing import png_bytes
 from tests.reliability import case
@@ -978,7 +979,7 @@ def test_job_with_fuzzed_provider_bytes(
     except InvalidImageError as exc:
         refusal = exc.user_message
 
-    token = services.claim(page)
+    token = claims.claim(page)
     assert token is not None
     job = tasks.ImageJob(label=page._meta.label, pk=str(page.pk), token=token)
     result = tasks.generate_image.apply(args=(job.model_dump(mode="json"),))

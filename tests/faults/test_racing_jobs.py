@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from celery.signals import task_postrun
 
-from page_images import services
+from page_images import queueing
 from page_images.testing import Respond
 from tests.conftest import wait_for
 from tests.reliability import case
@@ -44,12 +44,12 @@ def test_a_stale_job_never_overwrites_a_newer_picture(
         # Job A's answer comes late, yet well inside LiteLLM's 3 s timeout: A must really get its
         # picture back after B stored one, not time out and retry.
         provider.push(Respond.hang(1.5))
-        first = services.request_generation(page)
+        first = queueing.request_generation(page)
         assert first is not None
         wait_for(lambda: provider.generation_calls == 1)
 
         settings.PAGE_IMAGES = {**litellm_settings, "CLAIM_TIMEOUT": 0.2}
-        wait_for(lambda: services.request_generation(page) is not None, timeout=5)  # job B
+        wait_for(lambda: queueing.request_generation(page) is not None, timeout=5)  # job B
         wait_for(lambda: len(ended) == 2, timeout=30)
     finally:
         task_postrun.disconnect(dispatch_uid="racing-jobs")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from celery.signals import task_postrun
 
-from page_images import services
+from page_images import queueing
 from page_images.exceptions import StorageWriteError
 from page_images.testing import Respond
 from tests.conftest import assert_picture, generate, wait_for
@@ -68,7 +68,7 @@ def test_record_deleted_while_its_job_runs(page, provider, litellm_settings, set
     task_postrun.connect(record, weak=False, dispatch_uid="deleted-mid-job")
     try:
         provider.push(Respond.hang(1.5))
-        assert services.request_generation(page) is not None
+        assert queueing.request_generation(page) is not None
         wait_for(lambda: provider.generation_calls == 1)
         page.delete()
         assert ended.wait(timeout=30)

@@ -21,7 +21,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from page_images import services, tasks
+from page_images import claims, queueing, tasks
 from page_images.testing import Respond
 from tests.conftest import celery_app, settled, wait_for
 from tests.machine import redis_url
@@ -105,22 +105,22 @@ def test_worker_killed_mid_job_is_recovered(
     url, queue = broker
     provider.default = Respond.hang(60)
     with worker_process(queue, url, litellm_settings, tmp_path / "w1.log") as process:
-        assert services.request_generation(page) is not None
+        assert queueing.request_generation(page) is not None
         wait_for(lambda: provider.generation_calls == 1, timeout=30)
         kill(process)
     page.refresh_from_db()
     assert page.image_state == "generating"
-    assert services.request_generation(page) is None, "a fresh claim must not be retaken"
+    assert queueing.request_generation(page) is None, "a fresh claim must not be retaken"
 
     settings.PAGE_IMAGES = {**litellm_settings, "CLAIM_TIMEOUT": 1}
     time.sleep(1.2)
     call_command("page_images_release_stale")
     page.refresh_from_db()
-    assert (page.image_state, page.image_error) == ("error", services.STALE_CLAIM_MESSAGE)
+    assert (page.image_state, page.image_error) == ("error", claims.STALE_CLAIM_MESSAGE)
 
     provider.default = Respond.b64()
     with worker_process(queue, url, litellm_settings, tmp_path / "w2.log"):
-        assert services.request_generation(page) is not None
+        assert queueing.request_generation(page) is not None
         wait_for(settled(page), timeout=30)
     assert page.image_state == "ready"
 
@@ -143,7 +143,7 @@ def test_soft_time_limit_ends_with_a_readable_error(
     }
     provider.default = Respond.hang(30)
     with worker_process(queue, url, settings.PAGE_IMAGES, tmp_path / "w.log"):
-        assert services.request_generation(page) is not None
+        assert queueing.request_generation(page) is not None
         wait_for(settled(page), timeout=30)
     assert (page.image_state, page.image_error) == ("error", tasks.TIME_LIMIT_MESSAGE)
     assert provider.generation_calls == 1, "a time limit is not retried"
@@ -171,7 +171,7 @@ def test_hard_time_limit_kill_is_never_stuck(
     provider.default = Respond.hang(30)
     log = tmp_path / "w.log"
     with worker_process(queue, url, settings.PAGE_IMAGES, log):
-        assert services.request_generation(page) is not None
+        assert queueing.request_generation(page) is not None
         wait_for(lambda: b"Hard time limit (1.0s) exceeded" in log.read_bytes(), timeout=30)
         page.refresh_from_db()
         assert page.image_state in ("generating", "error")
@@ -183,6 +183,6 @@ def test_hard_time_limit_kill_is_never_stuck(
         }
         time.sleep(0.6)
         provider.default = Respond.b64()
-        assert services.request_generation(page) is not None, "the next click must be able to retry"
+        assert queueing.request_generation(page) is not None, "the next click must be able to retry"
         wait_for(settled(page), timeout=30)
     assert page.image_state == "ready"

@@ -82,11 +82,6 @@ class BaseBackend(ABC):
     import heavy libraries: the web process builds backends for its system checks.
     """
 
-    #: The backend can answer with a URL that is then downloaded (and so needs the safe download).
-    supports_url_results: bool = False
-    #: The backend honours ``ImageRequest.quality``.
-    supports_quality: bool = False
-
     def __init__(self, **options: Any) -> None:
         self.options = options
 

@@ -114,9 +114,6 @@ class LiteLLMBackend(BaseBackend):
     ``background``, ``output_format``…).
     """
 
-    supports_url_results = True
-    supports_quality = True
-
     def __init__(
         self,
         *,

@@ -82,9 +82,6 @@ class LocalBackend(BaseBackend):
     so a demo and the browser tests can show the error state).
     """
 
-    supports_quality = False
-    supports_url_results = False
-
     def __init__(
         self, *, delay: float = 0.0, refuse_words: list[str] | tuple[str, ...] = (), **options: Any
     ) -> None:

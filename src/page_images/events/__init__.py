@@ -9,18 +9,14 @@ warning at run time, never by a failed job.
 from __future__ import annotations
 
 import logging
-import threading
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from django.core.checks import Error
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 from page_images.conf import SETTING_NAME, app_settings
 from page_images.events.base import RESYNC, EventBus
 from page_images.exceptions import PageImagesConfigurationError
-from page_images.loading import build
+from page_images.loading import Configured, build
 
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
@@ -32,9 +28,6 @@ __all__ = ["RESYNC", "EventBus", "build_bus", "check_events", "get_bus", "notify
 logger = logging.getLogger("page_images.events")
 
 _WHERE = f"{SETTING_NAME}['EVENTS']"
-# lru_cache does not stop two threads building two buses at once; with the in-process bus that
-# would split publishers and listeners between two instances that never meet.
-_bus_lock = threading.Lock()
 
 
 def build_bus(config: Any) -> EventBus:
@@ -51,16 +44,17 @@ def build_bus(config: Any) -> EventBus:
     return bus
 
 
-@lru_cache(maxsize=1)
 def _configured_bus() -> EventBus | None:
     config = app_settings.EVENTS
     return None if config is None else build_bus(config)
 
 
+_bus: Configured[EventBus | None] = Configured(_configured_bus)
+
+
 def get_bus() -> EventBus | None:
     """The bus named by the settings, built once per process; None when EVENTS is None."""
-    with _bus_lock:
-        return _configured_bus()
+    return _bus.get()
 
 
 def publish(reference: str) -> None:
@@ -87,13 +81,3 @@ def check_events(config: Any) -> list[CheckMessage]:
     except PageImagesConfigurationError as exc:
         return [Error(str(exc), id="page_images.E040")]
     return bus.check()
-
-
-@receiver(setting_changed)
-def _reset_bus(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTING_NAME:
-        from page_images.events.hub import reset_hubs
-
-        with _bus_lock:
-            _configured_bus.cache_clear()
-        reset_hubs()

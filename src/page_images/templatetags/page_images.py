@@ -179,7 +179,7 @@ def page_image(context: template.Context, instance: Any) -> dict[str, Any]:
 @register.inclusion_tag("page_images/stream.html", takes_context=True)
 def page_images_stream(context: template.Context) -> dict[str, Any]:
     """Once per page, after every chip and container: the script and the page's one event stream."""
-    from page_images.events.stream import sign_references
+    from page_images.live.tokens import sign_references
 
     request = context.get("request")
     references = rendered_references(request)

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from page_images.services import release_stale_claims
+from page_images.claims import release_stale_claims
 
 
 class Command(BaseCommand):

@@ -6,8 +6,16 @@
   var script = document.currentScript;
   var url = script && script.getAttribute("data-stream-url");
 
-  function key(reference) {
-    return String(reference).replace(/[^A-Za-z0-9_-]/g, "-");  // as page_images.references.event_key
+  // The event names a record; its containers carry the record's reference and its event key
+  // (data-page-images-ref, data-page-images-key), so the key is read, never derived again here.
+  function keyOf(reference) {
+    var boxes = document.querySelectorAll(".page-images[data-page-images-ref]");
+    for (var i = 0; i < boxes.length; i++) {
+      if (boxes[i].getAttribute("data-page-images-ref") === reference) {
+        return boxes[i].getAttribute("data-page-images-key");
+      }
+    }
+    return null;
   }
 
   function fire(name) {
@@ -64,7 +72,10 @@
   var source = new EventSource(url);
   var polling = null;
   source.addEventListener("changed", function (event) {
-    var name = key(event.data);
+    var name = keyOf(event.data);
+    if (!name) {
+      return;  // no container on this page shows that record (any more)
+    }
     seen += 1;
     lastEvent[name] = seen;
     fire("page-images:" + name);

@@ -20,6 +20,11 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Union
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from page_images.conf import SETTING_NAME
+from page_images.events import get_bus
 from page_images.events.base import RESYNC
 from page_images.exceptions import PageImagesConfigurationError
 
@@ -71,12 +76,6 @@ class Inbox:
     def get_nowait(self) -> str:
         if not self._items:
             raise asyncio.QueueEmpty
-        return self._items.pop(0)
-
-    async def get(self) -> str:
-        """The next item, waiting as long as it takes."""
-        while not self._items:
-            await self._wait(None)
         return self._items.pop(0)
 
     async def wait(self, timeout: float) -> str | None:
@@ -153,7 +152,13 @@ class Hub:
 
     @property
     def subscriber_count(self) -> int:
+        """Streams subscribed now."""
         return len(self._subscriptions)
+
+    @property
+    def reference_count(self) -> int:
+        """References with at least one subscriber: what the hub's index holds."""
+        return len(self._by_reference)
 
     def subscription(self, references: Iterable[str]) -> _Subscription:
         """An inbox that receives each matching reference, and RESYNC; removed on any exit."""
@@ -252,8 +257,6 @@ def _offer(queue: Inbox, reference: str) -> None:
 
 def get_hub() -> Hub:
     """The hub of the running event loop, created with the configured bus on first use."""
-    from page_images.events import get_bus
-
     loop = asyncio.get_running_loop()
     with _hubs_lock:
         hub = _hubs.get(loop)
@@ -277,3 +280,9 @@ def reset_hubs() -> None:
     for loop, hub in hubs:
         with contextlib.suppress(RuntimeError):  # a closed loop has no tasks left to stop
             loop.call_soon_threadsafe(hub.close)
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: object) -> None:
+    if setting == SETTING_NAME:  # the bus the hubs listen to is no longer the configured one
+        reset_hubs()

@@ -9,7 +9,6 @@ under ASGI every such access would cost a thread hop per event, per client.
 
 from __future__ import annotations
 
-import zlib
 from typing import TYPE_CHECKING, Final
 
 from django.core import signing
@@ -24,27 +23,25 @@ from django.views.decorators.csrf import csrf_exempt
 
 from page_images.events import get_bus
 from page_images.events.base import RESYNC
-from page_images.events.hub import get_hub
+from page_images.live.hub import get_hub
+from page_images.live.tokens import unsign_references
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterable
+    from collections.abc import AsyncGenerator
 
     from django.http import HttpRequest
     from django.http.response import HttpResponseBase
 
-    from page_images.events.hub import Hub
+    from page_images.live.hub import Hub
 
 __all__ = [
     "KEEPALIVE_SECONDS",
     "StreamRefused",
     "event_stream",
     "frames",
-    "sign_references",
     "stream_references",
-    "unsign_references",
 ]
 
-SALT: Final = "page_images.stream"
 #: A comment frame this often keeps proxies and load balancers from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0
 #: More references than any page shows; the cap bounds what one connection can make us index.
@@ -54,24 +51,6 @@ RETRY_MILLISECONDS: Final = 3000
 
 _RESYNC_FRAME: Final = "event: resync\ndata: \n\n"
 _KEEPALIVE_FRAME: Final = ": keep-alive\n\n"
-
-
-def sign_references(references: Iterable[str]) -> str:
-    """A URL-safe token naming ``references``; sorted and deduplicated, so one page, one token."""
-    return signing.dumps(sorted(set(references)), salt=SALT, compress=True)
-
-
-def unsign_references(token: str) -> list[str]:
-    """The references in ``token``; raises ``signing.BadSignature`` if it was tampered with."""
-    try:
-        value = signing.loads(token, salt=SALT)
-    except (ValueError, zlib.error) as exc:
-        # Genuinely signed, but around a payload sign_references never makes (base64, zlib or
-        # JSON that does not decode): as unusable as a forged token, and answered the same way.
-        raise signing.BadSignature("The token does not hold a list of references.") from exc
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise signing.BadSignature("The token does not hold a list of references.")
-    return value
 
 
 class StreamRefused(Exception):
@@ -86,7 +65,7 @@ class StreamRefused(Exception):
 def stream_references(method: str, token: str) -> list[str]:
     """The references a stream request may follow, or :class:`StreamRefused` with the answer.
 
-    Shared by the view and by :mod:`page_images.asgi`, so that both answer alike. 404 means "no
+    Shared by the view and by :mod:`page_images.live.asgi`, so that both answer alike. 404 means "no
     stream here, poll instead": no bus is configured.
     """
     if method != "GET":
