@@ -34,9 +34,10 @@ def parse_address(value: str | IPAddress) -> IPAddress:
 def is_allowed_address(value: str | IPAddress, *, allow_loopback: bool) -> bool:
     """Public unicast only; loopback too when the tests allow it.
 
-    Private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, where cloud metadata
-    services live; fe80::/10), shared CGNAT space (100.64/10), multicast, reserved and unspecified
-    addresses reach things inside the site's own network, never a provider's CDN: always refused.
+    Private (10/8, 172.16/12, 192.168/16, fc00::/7, and the old site-local fec0::/10), link-local
+    (169.254/16, where cloud metadata services live; fe80::/10), shared CGNAT space (100.64/10),
+    multicast, reserved and unspecified addresses reach things inside the site's own network,
+    never a provider's CDN: always refused.
     IPv6 forms that carry an IPv4 address (``::ffff:a.b.c.d``, 6to4's ``2002::/16``) are judged by
     that address (NAT64's 64:ff9b::/96 is reserved space, so refused outright).
     """
@@ -54,6 +55,8 @@ def is_allowed_address(value: str | IPAddress, *, allow_loopback: bool) -> bool:
             return is_allowed_address(relayed, allow_loopback=False)
     if address.is_loopback:
         return allow_loopback
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return False  # fec0::/10: deprecated, but still routed inside some networks
     return address.is_global and not (
         address.is_multicast or address.is_reserved or address.is_unspecified
     )

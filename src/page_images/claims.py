@@ -204,7 +204,7 @@ def set_image_and_notify(
     for key, value in _RELEASED.items():
         setattr(instance, key, value)
     instance.image_error = ""
-    signals.generation_succeeded.send(sender=model, instance=instance, image=image, token=token)
+    signals.send(signals.generation_succeeded, model, instance=instance, image=image, token=token)
     notify(instance)
 
 
@@ -234,8 +234,14 @@ def fail_generation(
     """
     if not release_claim(model, pk, token, error=message):
         return False
-    signals.generation_failed.send(
-        sender=model, pk=pk, instance=instance, error=error, message=message, token=token
+    signals.send(
+        signals.generation_failed,
+        model,
+        pk=pk,
+        instance=instance,
+        error=error,
+        message=message,
+        token=token,
     )
     if instance is None:
         instance = model._base_manager.filter(pk=pk).first()
@@ -243,6 +249,21 @@ def fail_generation(
         instance.image_generating = False
         instance.image_error = message
         notify(instance)
+    return True
+
+
+def announce_if_deleted(model: type[ImageGeneratingMixin], pk: Any) -> bool:
+    """Tell the pages showing a record that it is gone, if it is; True when it was.
+
+    A job that finds its record deleted has no picture to store and no claim to release, but
+    other tabs may still show the record's spinner: without news they would spin until reloaded.
+    The notifier gets an unsaved instance that carries only the primary key.
+    """
+    if _rows(model, pk).exists():
+        return False
+    gone = model()
+    gone.pk = pk
+    notify(gone)
     return True
 
 

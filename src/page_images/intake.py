@@ -157,17 +157,22 @@ def _decode(content: bytes, formats: tuple[str, ...], max_pixels: int) -> Valida
 
     The explicit ``formats`` list means SVG, HTML, GIF, TIFF... are never handed to a decoder at
     all. The pixel count comes from the header, before a single pixel is decoded: that is the
-    decompression-bomb guard. ``verify()`` checks structure (PNG chunk CRCs) but leaves the image
-    unusable, so a second open and a full ``load()`` catch truncated or corrupt pixel data.
+    decompression-bomb guard, and it counts every frame, since an animated PNG or WebP of a
+    thousand frames is a thousand pictures' worth of pixels to a browser. ``verify()`` checks
+    structure (PNG chunk CRCs) but leaves the image unusable, so a second open and a full
+    ``load()`` catch truncated or corrupt pixel data.
     """
     with Image.open(io.BytesIO(content), formats=list(formats)) as image:
         found = FORMAT_ALIASES.get(str(image.format), str(image.format))
         width, height = image.size
+        frames = int(getattr(image, "n_frames", 1))
         if found not in formats:
             raise InvalidImageError(NOT_A_PICTURE, detail=f"format {image.format!r}")
-        if width * height > max_pixels:
+        if width * height * frames > max_pixels:
             raise InvalidImageError(
-                TOO_MANY_PIXELS, detail=f"{width}x{height} > MAX_PIXELS {max_pixels}"
+                TOO_MANY_PIXELS,
+                detail=f"{width}x{height}{f' x {frames} frames' if frames > 1 else ''} "
+                f"> MAX_PIXELS {max_pixels}",
             )
         image.verify()
     with Image.open(io.BytesIO(content), formats=list(formats)) as image:

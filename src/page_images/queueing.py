@@ -107,8 +107,8 @@ def _start(held: _Held, user: Any, using: str) -> None:
     Outside one, it is raised as :class:`EnqueueError` once the records show it.
     """
     for instance, token in held:
-        signals.generation_started.send(
-            sender=type(instance), instance=instance, user=user, token=token
+        signals.send(
+            signals.generation_started, type(instance), instance=instance, user=user, token=token
         )
         claims.notify(instance)
     failures: list[BaseException | None] = []

@@ -14,8 +14,14 @@ from typing import Any
 from django.core.cache import cache
 
 from page_images.conf import app_settings
+from page_images.exceptions import PageImagesError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+class RateLimitUnavailable(PageImagesError):
+    """The cache that counts clicks could not be reached: the click can be neither counted nor let
+    through uncounted, so it is refused with a message (a 503), never a bare 500."""
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -27,7 +33,10 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 def allow(user: Any) -> bool:
-    """Count one click for ``user``; False once the limit for the current window is used up."""
+    """Count one click for ``user``; False once the limit for the current window is used up.
+
+    Raises :class:`RateLimitUnavailable` when the cache fails (Redis down, say).
+    """
     if not app_settings.RATE_LIMIT:
         return True
     limit, window = parse_rate(app_settings.RATE_LIMIT)
@@ -35,7 +44,10 @@ def allow(user: Any) -> bool:
     # Increment first: a click within a window costs one cache call (two round trips with
     # Django's Redis cache, whose incr checks that the key exists) instead of an add and an incr.
     try:
-        count = cache.incr(key)
-    except ValueError:  # the window's first click, unless another click started it meanwhile
-        count = 1 if cache.add(key, 1, timeout=window + 1) else cache.incr(key)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the window's first click, unless another click started it meanwhile
+            count = 1 if cache.add(key, 1, timeout=window + 1) else cache.incr(key)
+    except Exception as exc:
+        raise RateLimitUnavailable(f"{type(exc).__name__}: {exc}") from exc
     return count <= limit

@@ -148,6 +148,7 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
     channel = model._meta.label_lower
     if not claims.touch_claim(model, pk, job.token):
         logger.info("Image job for %s:%s no longer holds its claim; skipped", channel, pk)
+        claims.announce_if_deleted(model, pk)
         return tracking_string(channel)
 
     retrying = False
@@ -166,10 +167,12 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
         settled = True
     except model.DoesNotExist:
         logger.info("Image job for %s:%s: the record was deleted", channel, pk)
+        claims.announce_if_deleted(model, pk)
     except StaleClaimError:
         logger.info(
             "Image job for %s:%s lost its claim while running; picture discarded", channel, pk
         )
+        claims.announce_if_deleted(model, pk)
     except TransientGenerationError as exc:
         if self.request.retries < app_settings.MAX_RETRIES:
             retrying = True

@@ -8,6 +8,7 @@ POST (no JavaScript) gets a redirect back. Every refusal is a 4xx with no job qu
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -19,6 +20,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -32,8 +34,15 @@ from page_images.rendering import container_context
 if TYPE_CHECKING:
     from page_images.models import ImageGeneratingMixin
 
+logger = logging.getLogger(__name__)
+
 #: A trigger POST holds a CSRF token, a reference and a path: anything bigger is not from our chip.
 MAX_BODY_BYTES = 4096
+
+RECORD_GONE = gettext_noop("This record no longer exists.")
+RATE_LIMIT_DOWN = gettext_noop(
+    "Clicks cannot be counted right now (the site's cache is unreachable). Try again in a moment."
+)
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -51,6 +60,8 @@ def _declared_length(request: HttpRequest) -> int | None:
 def _container(
     request: HttpRequest, instance: ImageGeneratingMixin, status: int, message: str = ""
 ) -> HttpResponse:
+    if message == instance.image_error:
+        message = ""  # the record shows it already (a broker failure is recorded on it)
     html = render_to_string(
         "page_images/container.html", container_context(request, instance, message=message), request
     )
@@ -109,10 +120,15 @@ def trigger(request: HttpRequest) -> HttpResponse:
     except BadReference:
         return _answer(request, None, 400, _("This button is out of date. Reload the page."))
     except RecordNotFound:
-        return _answer(request, None, 404, _("This record no longer exists."))
+        return _answer(request, None, 404, _(RECORD_GONE))
     if not can_generate(request.user, instance):
         return _answer(request, instance, 403, _("You may not generate an image for this record."))
-    if not ratelimit.allow(request.user):
+    try:
+        allowed = ratelimit.allow(request.user)
+    except ratelimit.RateLimitUnavailable:
+        logger.exception("page_images: the rate limit's cache failed; click refused")
+        return _answer(request, instance, 503, _(RATE_LIMIT_DOWN))
+    if not allowed:
         return _answer(
             request, instance, 429, _("Too many images requested. Wait a minute and try again.")
         )
@@ -128,7 +144,7 @@ def trigger(request: HttpRequest) -> HttpResponse:
         try:
             instance.refresh_from_db()
         except ObjectDoesNotExist:
-            return _answer(request, None, 404, _("This record no longer exists."))
+            return _answer(request, None, 404, _(RECORD_GONE))
     return _answer(request, instance, 200)
 
 
@@ -145,5 +161,5 @@ def fragment(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     except BadReference:
         return _refusal(400, _("This image is out of date. Reload the page."))
     except RecordNotFound:
-        return _refusal(404, _("This record no longer exists."))
+        return _refusal(404, _(RECORD_GONE))
     return _container(request, instance, 200)

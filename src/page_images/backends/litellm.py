@@ -80,7 +80,8 @@ def map_error(exc: Exception) -> Exception:
         return GenerationTimeoutError(detail=detail)
     if name == "RateLimitError" or status == 429:
         return TransientGenerationError(
-            "The image service is rate-limiting this site. The job will try again.", detail=detail
+            "The image service is rate-limiting this site. Try again in a few minutes.",
+            detail=detail,
         )
     if name == "APIConnectionError" or (isinstance(status, int) and status >= 500):
         return TransientGenerationError(detail=detail)
