@@ -14,7 +14,7 @@ from tests.testapp.models import Page
 @pytest.mark.django_db(transaction=True)
 def test_release_stale_reports_what_it_released(page):
     claims.claim(page)
-    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(days=1))
+    Page.objects.filter(pk=page.pk).update(image_started_at=timezone.now() - timedelta(days=1))
     out = StringIO()
     call_command("page_images_release_stale", stdout=out)
     assert out.getvalue().strip() == "Released 1 stale image claim."

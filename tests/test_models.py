@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from page_images.exceptions import PageImagesConfigurationError
 from page_images.models import image_generating_models, image_upload_to
@@ -59,7 +60,10 @@ def test_state(page):
     page.image_error = "refused"
     assert page.image_state == "error"
     page.image_generating = True
+    page.image_claimed_at = timezone.now()
     assert page.image_state == "generating"
+    page.image_claimed_at = None  # a flag with no claim behind it: no job will ever end it
+    assert page.image_state == "error"
     page.image_generating = False
     page.image = "page_images/x.png"
     assert page.image_state == "ready"

@@ -18,6 +18,7 @@ from page_images.exceptions import (
     StaleClaimError,
     StorageWriteError,
 )
+from page_images.models import STALE_CLAIM_MESSAGE
 from page_images.testing import png_bytes
 from tests.conftest import celery_app
 from tests.machine import reachable
@@ -49,9 +50,37 @@ def test_claim_is_taken_once(page):
 
 def test_stale_claim_may_be_retaken(page, settings):
     first = claims.claim(page)
-    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
+    Page.objects.filter(pk=page.pk).update(image_started_at=timezone.now() - timedelta(hours=1))
     second = claims.claim(Page.objects.get(pk=page.pk))
     assert second not in (None, first)
+
+
+@case(
+    "worker",
+    "A job waits in the queue longer than CLAIM_TIMEOUT (a backfill, workers down for a while)",
+    "Still generating: queue time is not running time; presumed lost only after QUEUE_TIMEOUT.",
+)
+def test_queued_time_is_not_counted_as_a_dead_jobs_time(page, settings):
+    settings.PAGE_IMAGES = {"CLAIM_TIMEOUT": 60, "QUEUE_TIMEOUT": 3600}
+    token = claims.claim(page)
+    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(minutes=30))
+    queued = Page.objects.get(pk=page.pk)
+    assert (queued.image_state, queued.image_job_lost) == ("generating", False)
+    assert claims.claim(queued) is None
+    assert claims.release_stale_claims() == 0
+    assert claims.touch_claim(Page, page.pk, token)  # the job finally starts: its own clock runs
+    Page.objects.filter(pk=page.pk).update(image_started_at=timezone.now() - timedelta(minutes=2))
+    assert Page.objects.get(pk=page.pk).image_state == "error"
+    assert claims.release_stale_claims() == 1
+
+
+def test_a_queued_job_is_presumed_lost_after_queue_timeout(page, settings):
+    settings.PAGE_IMAGES = {"QUEUE_TIMEOUT": 3600}
+    claims.claim(page)
+    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(hours=2))
+    lost = Page.objects.get(pk=page.pk)
+    assert (lost.image_state, lost.image_error_message) == ("error", STALE_CLAIM_MESSAGE)
+    assert claims.claim(lost) is not None
 
 
 def test_flag_without_a_claim_time_is_treated_as_stale(page):
@@ -74,10 +103,13 @@ def test_release_needs_the_token(page):
 
 def test_touch_renews_only_a_held_claim(page):
     token = claims.claim(page)
-    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(minutes=5))
+    Page.objects.filter(pk=page.pk).update(image_started_at=timezone.now() - timedelta(minutes=5))
     assert claims.touch_claim(Page, page.pk, token)
     page.refresh_from_db()
-    assert timezone.now() - page.image_claimed_at < timedelta(seconds=5)
+    assert timezone.now() - page.image_started_at < timedelta(seconds=5)
+    assert claims.requeue_claim(Page, page.pk, token)
+    page.refresh_from_db()
+    assert page.image_started_at is None  # waiting for its retry: queue time again
     assert not claims.touch_claim(Page, page.pk, uuid.uuid4())
 
 
@@ -179,7 +211,7 @@ def test_set_image_and_notify_keeps_other_fields_an_editor_changed(page):
 )
 def test_a_stale_job_cannot_overwrite_and_leaves_no_file(page, settings):
     old = claims.claim(page)
-    Page.objects.filter(pk=page.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
+    Page.objects.filter(pk=page.pk).update(image_started_at=timezone.now() - timedelta(hours=1))
     new = claims.claim(Page.objects.get(pk=page.pk))
     claims.set_image_and_notify(
         Page.objects.get(pk=page.pk),
@@ -224,7 +256,7 @@ def test_fail_generation_sends_the_signal_once(page):
 
 @case(
     "worker",
-    "Claims older than CLAIM_TIMEOUT (dead workers)",
+    "Claims whose job is presumed dead (dead workers, lost queues)",
     "page_images_release_stale releases them with 'The image job did not finish in time. Try "
     "again.'",
 )
@@ -232,7 +264,7 @@ def test_release_stale_claims(make_page, settings):
     fresh, stale, idle = make_page("one"), make_page("two"), make_page("three")
     claims.claim(fresh)
     claims.claim(stale)
-    Page.objects.filter(pk=stale.pk).update(image_claimed_at=timezone.now() - timedelta(hours=1))
+    Page.objects.filter(pk=stale.pk).update(image_started_at=timezone.now() - timedelta(hours=1))
     assert claims.release_stale_claims() == 1
     stale.refresh_from_db()
     fresh.refresh_from_db()

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.template import Context, Template, TemplateSyntaxError
 from django.test import AsyncRequestFactory, RequestFactory
+from django.utils import timezone
 
 from page_images.live.tokens import unsign_references
 
@@ -46,7 +47,7 @@ def test_container_states(editor, page):
     html, _ = render("{% page_image page %}", editor, page=page)
     assert 'data-state="empty"' in html
     assert "Generate image" in html
-    page.image_generating = True
+    page.image_generating, page.image_claimed_at = True, timezone.now()
     html, _ = render("{% page_image page %}", editor, page=page)
     assert 'data-state="generating"' in html
     assert "Generating image" in html
@@ -62,7 +63,7 @@ def test_container_states(editor, page):
 
 def test_generating_container_polls_without_a_stream(editor, page, settings):
     settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "EVENTS": None, "POLL_INTERVAL": 1.5}
-    page.image_generating = True
+    page.image_generating, page.image_claimed_at = True, timezone.now()
     html, _ = render("{% page_image page %}", editor, page=page)
     assert "every 1500ms" in html
 
@@ -81,7 +82,7 @@ def test_one_stream_for_every_record_on_the_page(editor, make_page):
 
 
 def test_pages_served_by_wsgi_poll_instead_of_streaming(editor, page):
-    page.image_generating = True
+    page.image_generating, page.image_claimed_at = True, timezone.now()
     html, _ = render("{% page_image page %}{% page_images_stream %}", editor, wsgi=True, page=page)
     assert "every 2000ms" in html
     assert "data-stream-url" not in html

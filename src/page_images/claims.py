@@ -23,7 +23,7 @@ from django.utils.module_loading import import_string
 from page_images import signals
 from page_images.conf import app_settings
 from page_images.exceptions import StaleClaimError, StorageWriteError
-from page_images.models import ImageGeneratingMixin, image_generating_models
+from page_images.models import STALE_CLAIM_MESSAGE, ImageGeneratingMixin, image_generating_models
 
 if TYPE_CHECKING:
     from django.core.files import File
@@ -33,12 +33,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STALE_CLAIM_MESSAGE = "The image job did not finish in time. Try again."
 
 _RELEASED: dict[str, Any] = {
     "image_generating": False,
     "image_claim_token": None,
     "image_claimed_at": None,
+    "image_started_at": None,
 }
 
 
@@ -59,25 +59,32 @@ def notify(instance: ImageGeneratingMixin) -> None:
         logger.exception("PAGE_IMAGES['NOTIFIER'] failed for %s", instance.image_reference)
 
 
-def stale_before() -> Any:
-    """The moment before which a claim is stale: its holder has not been heard from since."""
-    return timezone.now() - timedelta(seconds=app_settings.CLAIM_TIMEOUT)
+def lost() -> Q:
+    """The claims presumed dead: the rows whose ``image_job_deadline`` has passed.
+
+    A running attempt is dead ``CLAIM_TIMEOUT`` seconds after it started; a job still waiting in
+    the queue, ``QUEUE_TIMEOUT`` seconds after the click (a backlog is not a dead job).
+    """
+    now = timezone.now()
+    running_since = now - timedelta(seconds=app_settings.CLAIM_TIMEOUT)
+    queued_since = now - timedelta(seconds=app_settings.QUEUE_TIMEOUT)
+    return Q(image_generating=True) & (
+        Q(image_started_at__lt=running_since)
+        | Q(image_started_at__isnull=True, image_claimed_at__lt=queued_since)
+        | Q(image_started_at__isnull=True, image_claimed_at__isnull=True)
+    )
 
 
 def claimable(model: type[ImageGeneratingMixin], *, replace: bool) -> Q:
     """The rows a new claim may take.
 
-    A claim is free when nobody holds it, or when its holder has not been heard from for
-    ``CLAIM_TIMEOUT`` seconds (its worker died): that stale claim may be retaken. Without
+    A claim is free when nobody holds it, or when its job is presumed dead (:func:`lost`): that
+    claim may be retaken. Without
     ``replace`` a record that already has a picture is not claimable either, in the same UPDATE:
     a click sent from a page rendered before someone else's picture landed must not pay for a
     second one and overwrite it.
     """
-    free = (
-        Q(image_generating=False)
-        | Q(image_claimed_at__isnull=True)
-        | Q(image_claimed_at__lt=stale_before())
-    )
+    free = Q(image_generating=False) | lost()
     if not replace:
         field = model.image_field_name
         free &= Q(**{field: ""}) | Q(**{f"{field}__isnull": True})
@@ -89,6 +96,7 @@ def _claimed(token: uuid.UUID) -> dict[str, Any]:
         "image_generating": True,
         "image_claim_token": token,
         "image_claimed_at": timezone.now(),
+        "image_started_at": None,
         "image_error": "",
     }
 
@@ -139,16 +147,48 @@ def claim_batch(
 
 
 def touch_claim(model: type[ImageGeneratingMixin], pk: Any, token: uuid.UUID) -> bool:
-    """Renew a held claim's clock at each attempt; False when the claim is no longer ours.
+    """Mark a held claim's attempt as running now; False when the claim is no longer ours.
 
-    Renewing is what lets a long retry sequence outlive ``CLAIM_TIMEOUT`` without being taken
-    for dead, while a job whose claim was retaken learns it before it calls the provider.
+    Each attempt starts the ``CLAIM_TIMEOUT`` clock again, which lets a long retry sequence outlive
+    it without being taken for dead, while a job whose claim was retaken learns it before it
+    calls the provider.
     """
     return bool(
         _rows(model, pk)
         .filter(image_generating=True, image_claim_token=token)
-        .update(image_claimed_at=timezone.now())
+        .update(image_started_at=timezone.now())
     )
+
+
+def requeue_claim(model: type[ImageGeneratingMixin], pk: Any, token: uuid.UUID) -> bool:
+    """Mark a held claim as waiting in the queue again (a retry with a countdown).
+
+    A retry may wait behind other jobs for as long as any queued job: its time is queue time, not
+    running time, until the next attempt starts.
+    """
+    return bool(
+        _rows(model, pk)
+        .filter(image_generating=True, image_claim_token=token)
+        .update(image_started_at=None, image_claimed_at=timezone.now())
+    )
+
+
+def cancel(instance: ImageGeneratingMixin) -> bool:
+    """Release whatever job holds the record's claim, with no error; True when one did.
+
+    The job itself is not stopped: a queued one finds its claim gone and skips, a running one
+    finds it gone when it stores and discards its picture. The record is back to what it showed
+    before the click, at once.
+    """
+    cancelled = bool(
+        _rows(type(instance), instance.pk, instance._state.db)
+        .filter(image_generating=True)
+        .update(**_RELEASED, image_error="")
+    )
+    if cancelled:
+        _hold(instance, {**_RELEASED, "image_error": ""})
+        notify(instance)
+    return cancelled
 
 
 def release_claim(
@@ -170,9 +210,11 @@ def set_image_and_notify(
     """Store the picture on the record, release the claim and announce it (the seed's
     ``set_page_image_and_notify``).
 
-    With ``token``, the write happens only if that claim still holds; otherwise the stored file is
-    deleted again and :class:`StaleClaimError` raised, so neither a stale picture nor an orphan
-    file is left behind. The file is written before the row: a failed write removes what it wrote
+    With ``token``, the write happens only if that claim still holds and the picture field still
+    holds what ``instance`` read (an editor may have uploaded a picture of their own meanwhile;
+    theirs wins, and the claim is given back). Otherwise the stored file is deleted again and
+    :class:`StaleClaimError` raised, so neither a stale picture nor an orphan file is left behind.
+    The file is written before the row: a failed write removes what it wrote
     and raises :class:`StorageWriteError` with the row as it was, and a failed row update removes
     the file.
     """
@@ -189,7 +231,11 @@ def set_image_and_notify(
         raise StorageWriteError(detail=f"{type(exc).__name__}: {exc}") from exc
     rows = _rows(model, instance.pk, instance._state.db)
     if token is not None:
-        rows = rows.filter(image_claim_token=token)
+        read = getattr(instance, field.attname).name or ""
+        unchanged = Q(**{field.attname: read})
+        if not read:
+            unchanged |= Q(**{f"{field.attname}__isnull": True})
+        rows = rows.filter(unchanged, image_claim_token=token)
     try:
         updated = rows.update(**{field.attname: stored_name}, **_RELEASED, image_error="")
     except BaseException:
@@ -197,8 +243,11 @@ def set_image_and_notify(
         raise
     if not updated:
         storage.delete(stored_name)
+        if token is not None and release_claim(model, instance.pk, token):
+            notify(model._base_manager.get(pk=instance.pk))  # an editor's own picture landed
         raise StaleClaimError(
-            f"{instance.image_reference}: the claim {token} is no longer held; picture discarded"
+            f"{instance.image_reference}: the claim {token} is no longer held, or the picture "
+            "changed meanwhile; this job's picture discarded"
         )
     setattr(instance, field.attname, stored_name)
     for key, value in _RELEASED.items():
@@ -268,14 +317,13 @@ def announce_if_deleted(model: type[ImageGeneratingMixin], pk: Any) -> bool:
 
 
 def release_stale_claims() -> int:
-    """Release every claim older than ``CLAIM_TIMEOUT`` in every model; return how many.
+    """Release every claim presumed dead in every model; return how many.
 
-    A worker killed mid-job never runs its ``finally``; this (or the next click, which may retake
-    a stale claim) is what brings the record back to a state an editor can retry.
+    Not needed for editors: a page shows a dead job as "Try again" by itself, and a click retakes
+    its claim. It writes the verdict into the rows, for reports, admin filters and sites that
+    read ``image_generating`` directly.
     """
-    stale = Q(image_generating=True) & (
-        Q(image_claimed_at__isnull=True) | Q(image_claimed_at__lt=stale_before())
-    )
+    stale = lost()
     released = 0
     for model in image_generating_models():
         pks = list(model._base_manager.filter(stale).values_list("pk", flat=True))

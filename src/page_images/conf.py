@@ -36,8 +36,12 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_LOOPBACK_DOWNLOADS": False,
     # Where generated files go inside the image field's storage.
     "UPLOAD_TO": "page_images",
-    # A claim older than this many seconds is stale: its job is presumed dead and may be retaken.
-    "CLAIM_TIMEOUT": 900,
+    # A job running for longer than this many seconds is presumed dead (its worker was killed): the
+    # page shows "Try again" and a click may retake the record. Longer than TASK_TIME_LIMIT.
+    "CLAIM_TIMEOUT": 360,
+    # A job still waiting in the queue after this many seconds is presumed lost (a broker that lost
+    # its queue). Queued time is not running time: a long backfill must not look dead.
+    "QUEUE_TIMEOUT": 86400,
     # Celery soft and hard time limits for one attempt of the job, in seconds.
     "TASK_SOFT_TIME_LIMIT": 300,
     "TASK_TIME_LIMIT": 330,
@@ -128,6 +132,10 @@ class PageImagesSettings:
     @property
     def CLAIM_TIMEOUT(self) -> float:
         return float(self.get("CLAIM_TIMEOUT"))
+
+    @property
+    def QUEUE_TIMEOUT(self) -> float:
+        return float(self.get("QUEUE_TIMEOUT"))
 
     @property
     def TASK_SOFT_TIME_LIMIT(self) -> float:

@@ -9,10 +9,12 @@ model gets these columns in its own migration.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.apps import apps
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from page_images.conf import app_settings
@@ -21,6 +23,9 @@ from page_images.permissions import default_permission
 
 if TYPE_CHECKING:
     from django.db.models.fields.files import FieldFile
+
+#: What a record shows when its job was presumed dead (a killed worker, a lost queue).
+STALE_CLAIM_MESSAGE = "The image job did not finish in time. Try again."
 
 
 def image_upload_to(instance: models.Model, filename: str) -> str:
@@ -41,6 +46,9 @@ class ImageGeneratingMixin(models.Model):
     image_generating = models.BooleanField(_("generating image"), default=False, editable=False)
     image_claimed_at = models.DateTimeField(
         _("image job started at"), null=True, blank=True, editable=False
+    )
+    image_started_at = models.DateTimeField(
+        _("image job running since"), null=True, blank=True, editable=False
     )
     image_claim_token = models.UUIDField(
         _("image job token"), null=True, blank=True, editable=False
@@ -104,15 +112,48 @@ class ImageGeneratingMixin(models.Model):
         return f"{self._meta.label_lower}:{self.pk}"
 
     @property
+    def image_job_deadline(self) -> datetime | None:
+        """When the current job is presumed dead if it has not ended; None when there is none.
+
+        A running job has ``CLAIM_TIMEOUT`` seconds from the start of its attempt; a job waiting in
+        the queue has ``QUEUE_TIMEOUT`` from the click, since waiting behind a backfill is not
+        dying. A claim with no time at all (written by hand) is presumed dead already.
+        """
+        if not self.image_generating:
+            return None
+        if self.image_started_at is not None:
+            return self.image_started_at + timedelta(seconds=app_settings.CLAIM_TIMEOUT)
+        if self.image_claimed_at is not None:
+            return self.image_claimed_at + timedelta(seconds=app_settings.QUEUE_TIMEOUT)
+        return timezone.now()
+
+    @property
+    def image_job_lost(self) -> bool:
+        """Whether the record is claimed by a job presumed dead: its page offers "Try again"."""
+        deadline = self.image_job_deadline
+        return deadline is not None and deadline <= timezone.now()
+
+    @property
     def image_state(self) -> str:
-        """One of ``"generating"``, ``"ready"``, ``"error"``, ``"empty"``: what a template shows."""
-        if self.image_generating:
+        """One of ``"generating"``, ``"ready"``, ``"error"``, ``"empty"``: what a template shows.
+
+        A job presumed dead no longer shows as generating: the editor gets the record's picture,
+        or an error to retry, without anyone running a command.
+        """
+        if self.image_generating and not self.image_job_lost:
             return "generating"
         if self.image_file:
             return "ready"
-        if self.image_error:
+        if self.image_error or self.image_generating:
             return "error"
         return "empty"
+
+    @property
+    def image_error_message(self) -> str:
+        """What the error state says: the recorded error, or that the job was presumed dead."""
+        if self.image_error:
+            return self.image_error
+        return STALE_CLAIM_MESSAGE if self.image_generating else ""
 
 
 def image_generating_models() -> list[type[ImageGeneratingMixin]]:

@@ -20,12 +20,14 @@ plain ``<img>`` tags.
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
 from django.urls import LocalePrefixPattern, URLResolver, get_resolver, get_urlconf, reverse
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
@@ -35,6 +37,8 @@ from page_images.permissions import can_generate
 from page_images.references import RecordSigner, event_key
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from django.http import HttpRequest
 
     from page_images.models import ImageGeneratingMixin
@@ -44,6 +48,7 @@ PAGE_ATTRIBUTE = "_page_images_page"
 _STATES = {state: SafeString(state) for state in ("generating", "ready", "error", "empty")}
 _CHIP_LABEL = gettext_lazy("✨ Generate image")
 _RETRY_LABEL = gettext_lazy("Try again")
+_CANCEL_LABEL = gettext_lazy("Cancel")
 #: A signed reference of this shape (any integer or slug key) needs no HTML-escaping, only ':'
 #: needs URL-quoting, and its DOM key only has '.' and ':' to replace.
 _PLAIN_SIGNED = re.compile(r"[A-Za-z0-9_.:-]*")
@@ -75,6 +80,13 @@ def streaming_enabled(request: HttpRequest | None = None) -> bool:
     from django.core.handlers.asgi import ASGIRequest
 
     return request is None or isinstance(request, ASGIRequest)
+
+
+def _seconds_until(moment: datetime | None) -> int | None:
+    """Whole seconds from now until just past ``moment``, for a one-off re-read of a container."""
+    if moment is None:
+        return None
+    return max(1, math.ceil((moment - timezone.now()).total_seconds()) + 1)
 
 
 def _safe_if_plain(text: str) -> str:
@@ -130,9 +142,11 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "language": get_language() if _urls_follow_language() else None,
             "trigger_url": _safe_if_plain(reverse("page_images:trigger")),
             "fragment_url": _safe_if_plain(reverse("page_images:fragment")),
+            "cancel_url": _safe_if_plain(reverse("page_images:cancel")),
             "next": request.get_full_path() if request is not None else "",
             "chip_label": _CHIP_LABEL,
             "retry_label": _RETRY_LABEL,
+            "cancel_label": _CANCEL_LABEL,
             "signer": RecordSigner(),
         }
         if request is not None:
@@ -228,7 +242,8 @@ def container_context(
     fragment_url = page["fragment_url"]
     refresh_url = f"{fragment_url}?ref={query}"
     state = instance.image_state
-    poll = state == "generating" and not streaming_enabled(request)
+    generating = state == "generating"
+    poll = generating and not streaming_enabled(request)
     context.update(
         {
             "state": _STATES.get(state, state),
@@ -241,10 +256,15 @@ def container_context(
             else refresh_url,
             "image_url": instance.image_file.url if state == "ready" else "",
             "alt": instance.get_image_alt_text(),
-            "error": instance.image_error,
+            "error": instance.image_error_message if state == "error" else "",
             "message": message,
             "claimed_at": instance.image_claimed_at,
+            "started_at": instance.image_started_at,
             "poll_ms": int(app_settings.POLL_INTERVAL * 1000) if poll else None,
+            # Re-read when the job would be presumed dead: a dead job sends no event.
+            "refresh_in": _seconds_until(instance.image_job_deadline) if generating else None,
+            "cancel_url": page["cancel_url"],
+            "cancel_label": page["cancel_label"],
         }
     )
     return context

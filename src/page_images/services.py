@@ -8,7 +8,7 @@ queueing in :mod:`page_images.queueing`.
 from __future__ import annotations
 
 from page_images.claims import (
-    STALE_CLAIM_MESSAGE,
+    cancel,
     claim,
     fail_generation,
     notify,
@@ -17,6 +17,7 @@ from page_images.claims import (
     set_image_and_notify,
     touch_claim,
 )
+from page_images.models import STALE_CLAIM_MESSAGE
 from page_images.queueing import (
     ENQUEUE_FAILED_MESSAGE,
     request_generation,
@@ -26,6 +27,7 @@ from page_images.queueing import (
 __all__ = [
     "ENQUEUE_FAILED_MESSAGE",
     "STALE_CLAIM_MESSAGE",
+    "cancel",
     "claim",
     "fail_generation",
     "notify",

@@ -180,6 +180,7 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
             logger.warning(
                 "Image job for %s:%s will retry in %.1fs: %s", channel, pk, countdown, exc
             )
+            claims.requeue_claim(model, pk, job.token)  # waiting again: queue time, not run time
             try:
                 raise self.retry(exc=exc, countdown=countdown, max_retries=app_settings.MAX_RETRIES)
             except Retry:

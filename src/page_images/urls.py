@@ -11,6 +11,7 @@ app_name = "page_images"
 
 urlpatterns = [
     path("generate/", views.trigger, name="trigger"),
+    path("cancel/", views.cancel, name="cancel"),
     path("fragment/", views.fragment, name="fragment"),
     path("events/", event_stream, name="events"),
 ]

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from page_images import ratelimit
+from page_images import claims, ratelimit
 from page_images.exceptions import EmptyPromptError, EnqueueError
 from page_images.permissions import can_generate
 from page_images.queueing import request_generation
@@ -99,9 +99,12 @@ def _answer(
     return _back(request)
 
 
-@require_POST
-def trigger(request: HttpRequest) -> HttpResponse:
-    """Claim the record and queue its job; answer with the container in its new state."""
+def _posted_record(request: HttpRequest) -> ImageGeneratingMixin | HttpResponse:
+    """The record a chip's POST names, once the request passed every check; else the answer.
+
+    Shared by every button of a container (generate, try again, cancel): the same size limit,
+    login, signed reference and permission, so no button is a way around another's checks.
+    """
     length = _declared_length(request)
     if length is None:
         return _refusal(400, _("The request could not be read."))
@@ -123,6 +126,16 @@ def trigger(request: HttpRequest) -> HttpResponse:
         return _answer(request, None, 404, _(RECORD_GONE))
     if not can_generate(request.user, instance):
         return _answer(request, instance, 403, _("You may not generate an image for this record."))
+    return instance
+
+
+@require_POST
+def trigger(request: HttpRequest) -> HttpResponse:
+    """Claim the record and queue its job; answer with the container in its new state."""
+    found = _posted_record(request)
+    if isinstance(found, HttpResponse):
+        return found
+    instance = found
     try:
         allowed = ratelimit.allow(request.user)
     except ratelimit.RateLimitUnavailable:
@@ -146,6 +159,20 @@ def trigger(request: HttpRequest) -> HttpResponse:
         except ObjectDoesNotExist:
             return _answer(request, None, 404, _(RECORD_GONE))
     return _answer(request, instance, 200)
+
+
+@require_POST
+def cancel(request: HttpRequest) -> HttpResponse:
+    """Give up the record's running or queued job; answer with the container as it is now.
+
+    The job is not killed: it finds its claim gone and discards what it makes. The editor is not
+    left waiting on a job that a dead worker or a lost queue will never finish.
+    """
+    found = _posted_record(request)
+    if isinstance(found, HttpResponse):
+        return found
+    claims.cancel(found)
+    return _answer(request, found, 200)
 
 
 @never_cache

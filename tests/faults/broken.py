@@ -27,12 +27,7 @@ def _racy_claim(instance: ImageGeneratingMixin, *, replace: bool = True) -> uuid
     # so concurrent clicks all read "free" and all win.
     model = type(instance)
     current = model._base_manager.get(pk=instance.pk)
-    stale_before = claims.stale_before()
-    if (
-        current.image_generating
-        and current.image_claimed_at
-        and (current.image_claimed_at >= stale_before)
-    ):
+    if current.image_generating and not current.image_job_lost:
         return None
     token = uuid.uuid4()
     model._base_manager.filter(pk=instance.pk).update(
