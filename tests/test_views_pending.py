@@ -142,3 +142,80 @@ def test_an_editors_upload_during_a_job_is_kept(page, settings):
     page.refresh_from_db()
     assert page.image.name.endswith("mine.png")
     assert (page.image_state, page.image_generating) == ("ready", False)
+
+
+# --- Visitors see the picture or the site's fallback, never an editor's state -----------------
+
+
+def render_for(user, source, **context):
+    from django.template import Context, Template
+    from django.test import AsyncRequestFactory
+
+    request = AsyncRequestFactory().get("/stories/")
+    request.user = user
+    return Template("{% load page_images %}" + source).render(
+        Context({"request": request, **context})
+    )
+
+
+@pytest.mark.parametrize("state", ["generating", "error"])
+def test_a_visitor_sees_neither_spinner_nor_error_nor_a_stream(page, state):
+    from django.contrib.auth.models import AnonymousUser
+    from django.utils import timezone
+
+    if state == "generating":
+        page.image_generating, page.image_claimed_at = True, timezone.now()
+    else:
+        page.image_error = "…rejected as a result of our safety system"
+    html = render_for(AnonymousUser(), "{% page_image page %}{% page_images_stream %}", page=page)
+    assert 'data-state="empty"' in html
+    assert "Generating" not in html
+    assert "safety system" not in html
+    assert "data-stream-url" not in html
+
+
+def test_a_visitor_sees_the_picture_while_an_editor_regenerates_it(page, editor):
+    from django.contrib.auth.models import AnonymousUser
+    from django.utils import timezone
+
+    page.image = "page_images/x.png"
+    page.image_generating, page.image_claimed_at = True, timezone.now()
+    visitor = render_for(AnonymousUser(), "{% page_image page %}", page=page)
+    assert 'data-state="ready"' in visitor
+    assert "/media/page_images/x.png" in visitor
+    assert 'data-state="generating"' in render_for(editor, "{% page_image page %}", page=page)
+
+
+def test_the_sites_fallback_is_shown_to_visitors_and_the_chip_to_editors(page, editor, reader):
+    source = '{% page_image page fallback="testapp/no_image.html" %}'
+    for user in (reader, None):
+        from django.contrib.auth.models import AnonymousUser
+
+        html = render_for(user or AnonymousUser(), source, page=page)
+        assert 'class="site-placeholder"' in html
+        assert "Generate image" not in html
+    html = render_for(editor, source, page=page)
+    assert "site-placeholder" not in html
+    assert "Generate image" in html
+
+
+def test_the_fragment_shows_a_visitor_no_error_text(page):
+    page.image_error = "…rejected as a result of our safety system"
+    page.save()
+    html = fragment(None, page).content.decode()
+    assert "safety system" not in html
+    assert 'data-state="empty"' in html
+
+
+def test_the_fragment_of_a_row_the_default_manager_hides_is_gone_for_visitors(editor, db):
+    from django.contrib.auth.models import Permission
+
+    from tests.testapp.models import Bulletin
+
+    hidden = Bulletin.objects.create(text="Embargoed", published=False, image="page_images/e.png")
+    response = fragment(None, hidden)
+    assert response.status_code == 404
+    assert "e.png" not in response.content.decode()
+    editor.user_permissions.add(Permission.objects.get(codename="change_bulletin"))
+    editor = type(editor).objects.get(pk=editor.pk)
+    assert fragment(editor, hidden).status_code == 200

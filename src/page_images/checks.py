@@ -303,10 +303,10 @@ def check_live_refresh(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     """
     from celery import current_app
 
-    from page_images.events import build_bus
+    from page_images.events import build_bus, resolve
 
     merged = _merged()
-    config = merged["EVENTS"] if merged else None
+    config = resolve(merged["EVENTS"]) if merged else None
     if config is None:
         return []
     try:

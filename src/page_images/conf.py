@@ -52,8 +52,10 @@ DEFAULTS: dict[str, Any] = {
     # Celery queue for the job, or None for the project's default queue.
     "QUEUE": None,
     # The event bus that carries "this record changed" from workers to the event streams:
-    # {"BACKEND": dotted path, "OPTIONS": {...}}, or None for no stream (containers poll instead).
-    "EVENTS": {"BACKEND": "page_images.events.memory.InProcessBus", "OPTIONS": {}},
+    # {"BACKEND": dotted path, "OPTIONS": {...}}, None for no stream (containers poll instead), or
+    # "auto": the bus that reaches wherever Celery runs the jobs (Redis pub/sub on a Redis broker,
+    # in-process for eager or in-memory Celery, else none, so containers poll).
+    "EVENTS": "auto",
     # Dotted path to a callable(instance) told whenever a record's image state changes; the default
     # publishes on the event bus. A site with its own push channel plugs it in here.
     "NOTIFIER": "page_images.events.notify",
@@ -163,9 +165,10 @@ class PageImagesSettings:
         return None if value is None else str(value)
 
     @property
-    def EVENTS(self) -> dict[str, Any] | None:
+    def EVENTS(self) -> Any:
+        """``"auto"``, ``None`` or a ``{"BACKEND": …, "OPTIONS": …}`` dict (checked by E040)."""
         value = self.get("EVENTS")
-        return None if value is None else dict(value)
+        return dict(value) if isinstance(value, dict) else value
 
     @property
     def NOTIFIER(self) -> str:

@@ -33,6 +33,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
 from page_images.conf import app_settings
+from page_images.events import get_bus
 from page_images.permissions import can_generate
 from page_images.references import RecordSigner, event_key
 
@@ -75,10 +76,10 @@ def streaming_enabled(request: HttpRequest | None = None) -> bool:
     Under WSGI the stream view answers 404 (it would hold a thread forever), so pages served by
     WSGI poll instead, whatever EVENTS says.
     """
-    if app_settings.EVENTS is None:
-        return False
     from django.core.handlers.asgi import ASGIRequest
 
+    if get_bus() is None:
+        return False
     return request is None or isinstance(request, ASGIRequest)
 
 
@@ -192,7 +193,6 @@ def _record_context(
 ) -> tuple[dict[str, Any], str, bool]:
     """What a chip shows for ``instance``; its reference; whether the signed one is plain."""
     reference = instance.image_reference
-    remember(request, reference)
     signed = page["signer"].sign(reference)
     plain = _PLAIN_SIGNED.fullmatch(signed) is not None
     context = {
@@ -233,6 +233,15 @@ def container_context(
     context, reference, plain = _record_context(
         request, instance, user, "closest .page-images", page
     )
+    state = instance.image_state
+    # Only those who may generate see a job's progress or its errors, and only their pages follow
+    # the record: anyone else sees the picture, or the site's fallback, as a static page would.
+    # A picture looks the same to everyone, so it costs no permission check and no subscription.
+    if state != "ready":
+        if context["can_generate"]:
+            remember(request, reference)
+        else:
+            state = "ready" if instance.image_file else "empty"
     signed = context["signed"]
     if plain:  # what event_key() and quote() make of it
         key, query = reference.replace(".", "-").replace(":", "-"), signed.replace(":", "%3A")
@@ -241,7 +250,6 @@ def container_context(
     # The fragment URL with this record's reference: once quoted, nothing in it to escape.
     fragment_url = page["fragment_url"]
     refresh_url = f"{fragment_url}?ref={query}"
-    state = instance.image_state
     generating = state == "generating"
     poll = generating and not streaming_enabled(request)
     context.update(

@@ -180,13 +180,18 @@ def cancel(request: HttpRequest) -> HttpResponse:
 def fragment(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     """One container's current HTML, re-fetched when its record changes (or while polling).
 
-    Anyone holding the signed reference may read it: it is only ever rendered into pages that
-    showed the same state. The chip inside appears only for users who may generate.
+    It shows exactly what the viewer's own page would: a job's progress and errors only to those
+    who may generate, and to anyone else only the picture of a record the model's default manager
+    shows (a row it hides, unpublished or soft-deleted, is "no longer exists" to them).
     """
     try:
         instance = load_record(request.GET.get("ref", ""))
     except BadReference:
         return _refusal(400, _("This image is out of date. Reload the page."))
     except RecordNotFound:
+        return _refusal(404, _(RECORD_GONE))
+    if not can_generate(request.user, instance) and not (
+        type(instance)._default_manager.filter(pk=instance.pk).exists()
+    ):
         return _refusal(404, _(RECORD_GONE))
     return _container(request, instance, 200)

@@ -54,3 +54,22 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.text[:40]
+
+
+class PublishedManager(models.Manager["Bulletin"]):
+    def get_queryset(self) -> models.QuerySet[Bulletin]:
+        return super().get_queryset().filter(published=True)
+
+
+class Bulletin(ImageGeneratingMixin, models.Model):
+    """A CMS-like model whose default manager hides unpublished rows from the public."""
+
+    text = models.TextField()
+    published = models.BooleanField(default=True)
+
+    objects = PublishedManager()
+
+    image_prompt_field = "text"
+
+    def __str__(self) -> str:
+        return self.text[:40]

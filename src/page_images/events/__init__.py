@@ -29,12 +29,40 @@ logger = logging.getLogger("page_images.events")
 
 _WHERE = f"{SETTING_NAME}['EVENTS']"
 
+#: The default ``EVENTS``: derive the bus from where Celery runs the jobs.
+AUTO = "auto"
+IN_PROCESS = "page_images.events.memory.InProcessBus"
+REDIS = "page_images.events.redis.RedisBus"
+
+
+def resolve(config: Any) -> Any:
+    """``EVENTS`` as a bus configuration, with ``"auto"`` replaced by what it means here.
+
+    A bus must reach the process that runs the jobs, or pages wait for news that never comes.
+    Celery says where that is: in this process when it runs tasks eagerly or on its in-memory
+    transport; behind a Redis broker, where Redis pub/sub reaches the web processes too. For any
+    other broker there is no bus the app can derive, so ``None``: generating containers poll.
+    """
+    if config != AUTO:
+        return config
+    from celery import current_app
+
+    conf = current_app.conf
+    url = str(conf.broker_write_url or conf.broker_url or "")
+    scheme = url.split("://", 1)[0].lower()
+    if conf.task_always_eager or scheme == "memory":
+        return {"BACKEND": IN_PROCESS, "OPTIONS": {}}
+    if scheme in ("redis", "rediss"):
+        return {"BACKEND": REDIS, "OPTIONS": {"url": url}}
+    return None
+
 
 def build_bus(config: Any) -> EventBus:
     """Build the bus ``config`` describes; errors name the key to fix."""
     if not isinstance(config, dict) or not isinstance(config.get("BACKEND"), str):
         raise PageImagesConfigurationError(
-            f"{_WHERE} must be None or a dict with a dotted path in 'BACKEND', not {config!r}."
+            f"{_WHERE} must be 'auto', None or a dict with a dotted path in 'BACKEND', "
+            f"not {config!r}."
         )
     path = config["BACKEND"]
     options = config.get("OPTIONS") or {}
@@ -45,7 +73,7 @@ def build_bus(config: Any) -> EventBus:
 
 
 def _configured_bus() -> EventBus | None:
-    config = app_settings.EVENTS
+    config = resolve(app_settings.EVENTS)
     return None if config is None else build_bus(config)
 
 
@@ -53,7 +81,7 @@ _bus: Configured[EventBus | None] = Configured(_configured_bus)
 
 
 def get_bus() -> EventBus | None:
-    """The bus named by the settings, built once per process; None when EVENTS is None."""
+    """The bus the settings name, built once per process; None when there is none (poll)."""
     return _bus.get()
 
 
@@ -74,6 +102,7 @@ def notify(instance: ImageGeneratingMixin) -> None:
 
 def check_events(config: Any) -> list[CheckMessage]:
     """System-check messages for an ``EVENTS`` value (E040: the setting; then the bus's own)."""
+    config = resolve(config)
     if config is None:
         return []
     try:

@@ -169,10 +169,15 @@ def page_image_chip(context: template.Context, instance: Any) -> dict[str, Any]:
 
 
 @_page_inclusion_tag("page_images/container.html")
-def page_image(context: template.Context, instance: Any) -> dict[str, Any]:
-    """The record's image container: chip, spinner, picture or error, kept up to date."""
+def page_image(context: template.Context, instance: Any, fallback: str = "") -> dict[str, Any]:
+    """The record's image container: chip, spinner, picture or error, kept up to date.
+
+    ``fallback`` names a template shown instead when the record has no picture and the viewer may
+    not generate one (a site's own "no image" placeholder); it sees the page's context.
+    """
     container = container_context(context.get("request"), _checked(instance))
     container["csrf_token"] = context.get("csrf_token")
+    container["fallback"] = fallback
     return container
 
 
