@@ -128,7 +128,7 @@ def test_checks_carry_the_app_tag():
 
     tagged = registry.registry.get_checks(include_deployment_checks=True)
     ours = [check for check in tagged if check.__module__ == "page_images.checks"]
-    assert len(ours) == 5
+    assert len(ours) == 6
     assert all("page_images" in check.tags for check in ours)
     deploy_only = {c.__name__ for c in registry.registry.deployment_checks if c in ours}
     assert deploy_only == {"check_deployment"}
@@ -227,3 +227,40 @@ def test_a_redis_broker_without_socket_timeouts_warns(url, options, warned):
     if warned:
         assert "forever" in messages[0].msg
         assert "socket_timeout" in messages[0].hint
+
+
+def _urlconf(*patterns):
+    urlconf = type("urlconf", (), {})()
+    urlconf.urlpatterns = list(patterns)
+    return urlconf
+
+
+def test_our_urls_behind_a_catch_all_are_an_error(settings):
+    from django.http import HttpResponse
+    from django.urls import include, path, re_path
+
+    from page_images.checks import check_urls
+
+    def cms_page(request, **kwargs):
+        return HttpResponse("a CMS page")
+
+    settings.ROOT_URLCONF = _urlconf(
+        re_path(r"^(?P<slug>.*)$", cms_page), path("page-images/", include("page_images.urls"))
+    )
+    (message,) = check_urls()
+    assert message.id == "page_images.E015"
+    assert "cms_page" in message.msg
+    assert "before catch-all" in message.hint
+    settings.ROOT_URLCONF = _urlconf(
+        path("page-images/", include("page_images.urls")), re_path(r"^(?P<slug>.*)$", cms_page)
+    )
+    assert check_urls() == []
+
+
+def test_urls_not_included_at_all_are_a_warning(settings):
+    from django.urls import path
+
+    from page_images.checks import check_urls
+
+    settings.ROOT_URLCONF = _urlconf(path("", lambda request: None))
+    assert [m.id for m in check_urls()] == ["page_images.W015"]

@@ -119,6 +119,7 @@ def test_django_setup_leaves_the_heavy_modules_for_later():
         "check_live_refresh",
         "check_models",
         "check_settings",
+        "check_urls",
     ]
     assert result["backend_reset_connected"]
     # ...and the probe would see an eager import: the task module does bring in its stack.

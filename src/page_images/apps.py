@@ -22,4 +22,5 @@ class PageImagesConfig(AppConfig):
         register(checks.check_models, CHECK_TAG, Tags.models)
         register(checks.check_broker, CHECK_TAG)
         register(checks.check_live_refresh, CHECK_TAG)
+        register(checks.check_urls, CHECK_TAG, Tags.urls)
         register(checks.check_deployment, CHECK_TAG, Tags.security, deploy=True)

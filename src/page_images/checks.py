@@ -327,3 +327,42 @@ def check_live_refresh(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             id="page_images.W041",
         )
     ]
+
+
+def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Error when ``page_images.urls`` is missing, or shadowed by an earlier catch-all (E015).
+
+    A CMS's ``include(wagtail_urls)`` or a ``<path:slug>`` page view placed before our include
+    answers our URLs itself: every click would be that view's 404, and nothing on the page says
+    why. Resolving our own URLs back is the one test that sees it.
+    """
+    from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+
+    from page_images import views
+
+    try:
+        path = reverse("page_images:trigger")
+    except NoReverseMatch:
+        return [
+            Warning(
+                "page_images.urls is not included in the URLconf: the chips have nowhere to post.",
+                hint='Add path("page-images/", include("page_images.urls")) to urlpatterns.',
+                id="page_images.W015",
+            )
+        ]
+    try:
+        found = resolve(path).func
+    except Resolver404:  # pragma: no cover (reverse() only names paths that resolve)
+        found = None
+    if found is views.trigger:
+        return []
+    return [
+        Error(
+            f"{path} is answered by {getattr(found, '__module__', '?')}."
+            f"{getattr(found, '__qualname__', found)}, not by page_images: an earlier URL "
+            "pattern catches it, so every click would fail.",
+            hint='Put path("page-images/", include("page_images.urls")) before catch-all '
+            "patterns such as include(wagtail_urls).",
+            id="page_images.E015",
+        )
+    ]

@@ -42,6 +42,28 @@
     }
   });
 
+  // Any other failure (a 404 from a URL pattern that shadows ours, a proxy's 502, the network
+  // gone) would leave the click doing nothing visible: say so where the editor clicked.
+  var failedText = (script && script.getAttribute("data-failed-text")) ||
+    "The request failed. Reload the page and try again.";
+  function showFailure(event) {
+    var elt = event.detail && event.detail.elt;
+    var box = elt && elt.closest && (elt.closest(".page-images") || elt.closest(".page-images-chip"));
+    if (!box) {
+      return;
+    }
+    var note = box.querySelector(".page-images-failed");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "page-images-message page-images-failed";
+      note.setAttribute("role", "alert");
+      box.appendChild(note);
+    }
+    note.textContent = failedText;
+  }
+  document.addEventListener("htmx:responseError", showFailure);
+  document.addEventListener("htmx:sendError", showFailure);
+
   if (!url || !window.EventSource) {
     return;  // no stream: generating containers poll by themselves (their hx-trigger says so)
   }
