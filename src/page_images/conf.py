@@ -64,6 +64,10 @@ DEFAULTS: dict[str, Any] = {
     "PERMISSION": None,
     # Clicks allowed per user, "N/s", "N/m" or "N/h", counted in the default cache; None: no limit.
     "RATE_LIMIT": "30/m",
+    # Seconds a page's stream token may open streams; after that the page's containers poll.
+    "STREAM_MAX_AGE": 43200,
+    # Event streams one session may hold open at once in one server process (its tabs).
+    "STREAMS_PER_SESSION": 20,
     # Seconds between polls of a generating container when no event stream is configured.
     "POLL_INTERVAL": 2.0,
 }
@@ -169,6 +173,14 @@ class PageImagesSettings:
         """``"auto"``, ``None`` or a ``{"BACKEND": …, "OPTIONS": …}`` dict (checked by E040)."""
         value = self.get("EVENTS")
         return dict(value) if isinstance(value, dict) else value
+
+    @property
+    def STREAM_MAX_AGE(self) -> float:
+        return float(self.get("STREAM_MAX_AGE"))
+
+    @property
+    def STREAMS_PER_SESSION(self) -> int:
+        return int(self.get("STREAMS_PER_SESSION"))
 
     @property
     def NOTIFIER(self) -> str:

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import QueryDict
+from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 from django.urls import Resolver404, resolve
 
@@ -101,13 +102,21 @@ def _host_allowed(scope: Scope) -> bool:
     return bool(domain) and validate_host(domain, allowed)
 
 
+def _session_key(scope: Scope) -> str | None:
+    """The session cookie's value, read from the headers as Django would: no session lookup."""
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            return parse_cookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
+    return None
+
+
 async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
     if not _host_allowed(scope):
         await _answer(send, 400, "Invalid HTTP_HOST header.")
         return
     token = QueryDict(scope.get("query_string", b"")).get("refs", "")
     try:
-        references = stream_references(scope["method"], token)
+        references, owner = stream_references(scope["method"], token, _session_key(scope))
     except StreamRefused as refused:
         extra = [(b"allow", b"GET")] if refused.status == 405 else []
         await _answer(send, refused.status, refused.message, extra)
@@ -116,7 +125,7 @@ async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
     headers += [(name.lower().encode(), value.encode()) for name, value in STREAM_HEADERS.items()]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
 
-    stream = frames(references)
+    stream = frames(references, owner)
     pushing = asyncio.ensure_future(_push(stream, send))
     leaving = asyncio.ensure_future(_until_disconnect(receive))
     try:

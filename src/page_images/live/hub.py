@@ -110,15 +110,16 @@ _Subscribers = Union[Inbox, "set[Inbox]"]
 class _Subscription:
     """``async with hub.subscription(references) as inbox``: subscribed inside, removed on exit."""
 
-    __slots__ = ("hub", "inbox", "references")
+    __slots__ = ("hub", "inbox", "owner", "references")
 
-    def __init__(self, hub: Hub, references: tuple[str, ...]) -> None:
+    def __init__(self, hub: Hub, references: tuple[str, ...], owner: str) -> None:
         self.hub = hub
         self.references = references
+        self.owner = owner
         self.inbox = Inbox(maxsize=hub.queue_size)
 
     async def __aenter__(self) -> Inbox:
-        self.hub._subscribe(self.inbox, self.references)
+        self.hub._subscribe(self.inbox, self.references, self.owner)
         if self.hub._start_listener():
             # Let the listener take its first step (in-process and file buses register
             # there), so that an event published as soon as the stream opens is not missed.
@@ -131,7 +132,7 @@ class _Subscription:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.hub._unsubscribe(self.inbox)
+        self.hub._unsubscribe(self.inbox, self.owner)
 
 
 class Hub:
@@ -148,6 +149,8 @@ class Hub:
         # reference -> inbox(es), so that an event costs O(its subscribers), not O(all clients).
         self._by_reference: dict[str, _Subscribers] = {}
         self._subscriptions: dict[Inbox, tuple[str, ...]] = {}
+        # owner (a session's stream binding) -> its open streams, for STREAMS_PER_SESSION.
+        self._by_owner: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -160,11 +163,17 @@ class Hub:
         """References with at least one subscriber: what the hub's index holds."""
         return len(self._by_reference)
 
-    def subscription(self, references: Iterable[str]) -> _Subscription:
-        """An inbox that receives each matching reference, and RESYNC; removed on any exit."""
-        return _Subscription(self, tuple(dict.fromkeys(references)))
+    def streams_of(self, owner: str) -> int:
+        """Streams open now for ``owner`` (a session's binding; ``""`` is nobody's)."""
+        return self._by_owner.get(owner, 0)
 
-    def _subscribe(self, inbox: Inbox, references: tuple[str, ...]) -> None:
+    def subscription(self, references: Iterable[str], owner: str = "") -> _Subscription:
+        """An inbox that receives each matching reference, and RESYNC; removed on any exit."""
+        return _Subscription(self, tuple(dict.fromkeys(references)), owner)
+
+    def _subscribe(self, inbox: Inbox, references: tuple[str, ...], owner: str = "") -> None:
+        if owner:
+            self._by_owner[owner] = self._by_owner.get(owner, 0) + 1
         self._subscriptions[inbox] = references
         index = self._by_reference
         for reference in references:
@@ -176,7 +185,13 @@ class Hub:
             else:
                 index[reference] = {current, inbox}
 
-    def _unsubscribe(self, inbox: Inbox) -> None:
+    def _unsubscribe(self, inbox: Inbox, owner: str = "") -> None:
+        if owner and inbox in self._subscriptions:
+            left = self._by_owner[owner] - 1
+            if left:
+                self._by_owner[owner] = left
+            else:
+                del self._by_owner[owner]
         index = self._by_reference
         for reference in self._subscriptions.pop(inbox, ()):
             current = index.get(reference)

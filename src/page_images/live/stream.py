@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from django.conf import settings
 from django.core import signing
 from django.core.handlers.asgi import ASGIRequest
 from django.http import (
@@ -21,10 +22,11 @@ from django.http import (
 )
 from django.views.decorators.csrf import csrf_exempt
 
+from page_images.conf import app_settings
 from page_images.events import get_bus
 from page_images.events.base import RESYNC
 from page_images.live.hub import get_hub
-from page_images.live.tokens import unsign_references
+from page_images.live.tokens import WrongSession, session_binding, unsign_references
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -62,23 +64,36 @@ class StreamRefused(Exception):
         self.message = message
 
 
-def stream_references(method: str, token: str) -> list[str]:
-    """The references a stream request may follow, or :class:`StreamRefused` with the answer.
+def stream_references(
+    method: str, token: str, session_key: str | None = None
+) -> tuple[list[str], str]:
+    """What a stream request may follow and whose it is, or :class:`StreamRefused` with the answer.
 
     Shared by the view and by :mod:`page_images.live.asgi`, so that both answer alike. 404 means "no
-    stream here, poll instead": no bus is configured.
+    stream here, poll instead": no bus is configured. A token from another session, or past
+    ``STREAM_MAX_AGE``, is a 403 (the page then polls); a session already holding
+    ``STREAMS_PER_SESSION`` streams in this process gets a 429.
     """
     if method != "GET":
         raise StreamRefused(405, "Only GET.")
     if get_bus() is None:
         raise StreamRefused(404, "No event stream here: poll instead.")
     try:
-        references = unsign_references(token)
+        references = unsign_references(
+            token, session_key=session_key, max_age=app_settings.STREAM_MAX_AGE
+        )
+    except signing.SignatureExpired:
+        raise StreamRefused(403, "This page's stream token has expired: reload the page.") from None
+    except WrongSession:
+        raise StreamRefused(403, "This stream belongs to another session.") from None
     except signing.BadSignature:
         raise StreamRefused(400, "Invalid or tampered 'refs'.") from None
     if len(references) > MAX_REFERENCES:
         raise StreamRefused(400, f"More than {MAX_REFERENCES} references.")
-    return references
+    owner = session_binding(session_key)
+    if owner and get_hub().streams_of(owner) >= app_settings.STREAMS_PER_SESSION:
+        raise StreamRefused(429, "Too many open streams for this session.")
+    return references, owner
 
 
 #: The stream's headers besides its content type, wherever it is served from.
@@ -100,32 +115,36 @@ async def event_stream(request: HttpRequest) -> HttpResponseBase:
     if request.method == "GET" and not isinstance(request, ASGIRequest):
         return _text(HttpResponseNotFound, "No event stream here: poll instead.")
     try:
-        references = stream_references(request.method or "", request.GET.get("refs", ""))
+        references, owner = stream_references(
+            request.method or "",
+            request.GET.get("refs", ""),
+            request.COOKIES.get(settings.SESSION_COOKIE_NAME),
+        )
     except StreamRefused as refused:
         if refused.status == 405:
             return HttpResponseNotAllowed(["GET"])
         answer = HttpResponse(refused.message, content_type="text/plain; charset=utf-8")
         answer.status_code = refused.status
         return answer
-    response = StreamingHttpResponse(frames(references), content_type=CONTENT_TYPE)
+    response = StreamingHttpResponse(frames(references, owner), content_type=CONTENT_TYPE)
     for name, value in STREAM_HEADERS.items():
         response[name] = value
     return response
 
 
-def frames(references: list[str]) -> AsyncGenerator[str, None]:
-    """The frames of a stream following ``references``, from this event loop's hub."""
-    return _frames(get_hub(), references)
+def frames(references: list[str], owner: str = "") -> AsyncGenerator[str, None]:
+    """The frames of a stream following ``references`` for ``owner``, from this loop's hub."""
+    return _frames(get_hub(), references, owner)
 
 
-async def _frames(hub: Hub, references: list[str]) -> AsyncGenerator[str, None]:
+async def _frames(hub: Hub, references: list[str], owner: str) -> AsyncGenerator[str, None]:
     """The stream's frames. The subscription ends when the client leaves.
 
     Django cancels the response when the client disconnects, and closes this generator: both
     leave the ``async with``, so a dead tab never stays subscribed.
     """
     _release_request_thread()
-    async with hub.subscription(references) as inbox:
+    async with hub.subscription(references, owner) as inbox:
         # Subscribed first, resync second: a change made while the browser re-reads is then
         # announced again rather than lost.
         yield f"retry: {RETRY_MILLISECONDS}\n\n{_RESYNC_FRAME}"

@@ -190,5 +190,7 @@ def page_images_stream(context: template.Context) -> dict[str, Any]:
     references = rendered_references(request)
     stream_url = ""
     if references and streaming_enabled(request):
-        stream_url = f"{reverse('page_images:events')}?refs={sign_references(references)}"
+        session = getattr(request, "session", None)
+        token = sign_references(references, session_key=getattr(session, "session_key", None))
+        stream_url = f"{reverse('page_images:events')}?refs={token}"
     return {"stream_url": stream_url}
