@@ -219,3 +219,59 @@ def test_the_fragment_of_a_row_the_default_manager_hides_is_gone_for_visitors(ed
     editor.user_permissions.add(Permission.objects.get(codename="change_bulletin"))
     editor = type(editor).objects.get(pk=editor.pk)
     assert fragment(editor, hidden).status_code == 200
+
+
+# --- The stream tag works wherever it is placed ---------------------------------------------
+
+
+def test_a_stream_tag_before_the_containers_leaves_the_token_to_the_script(editor, make_page):
+    from django.utils import timezone
+
+    generating = make_page("one")
+    generating.image_generating, generating.image_claimed_at = True, timezone.now()
+    pages = [generating, make_page("two")]
+    html = render_for(
+        editor,
+        "{% page_images_stream %}{% for p in pages %}{% page_image p %}{% endfor %}",
+        pages=pages,
+    )
+    assert 'data-token-url="/page-images/events/token/"' in html
+    assert "data-stream-url" not in html
+    assert html.count("data-page-images-follow") == 2
+    after = render_for(
+        editor,
+        "{% for p in pages %}{% page_image p %}{% endfor %}{% page_images_stream %}",
+        pages=pages,
+    )
+    assert "data-stream-url" in after
+
+
+def test_a_visitors_page_follows_nothing(page):
+    from django.contrib.auth.models import AnonymousUser
+
+    html = render_for(AnonymousUser(), "{% page_images_stream %}{% page_image page %}", page=page)
+    assert "data-page-images-follow" not in html
+
+
+def test_the_token_url_gives_a_stream_bound_to_the_callers_session(editor, make_page):
+    from page_images.live.tokens import unsign_references
+
+    pages = [make_page("one"), make_page("two")]
+    client = Client()
+    client.force_login(editor)
+    refs = [sign_record(p) for p in pages] + ["forged:1:abc"]
+    response = client.post("/page-images/events/token/", {"ref": refs})
+    assert response.status_code == 200
+    token = response.json()["url"].split("refs=", 1)[1]
+    session_key = client.cookies["sessionid"].value
+    assert unsign_references(token, session_key=session_key) == sorted(
+        p.image_reference for p in pages
+    )
+
+
+def test_the_token_url_gives_visitors_nothing(page, editor):
+    response = Client().post("/page-images/events/token/", {"ref": [sign_record(page)]})
+    assert response.status_code == 403
+    client = Client()
+    client.force_login(editor)
+    assert client.post("/page-images/events/token/", {"ref": ["forged"]}).status_code == 400

@@ -237,9 +237,11 @@ def container_context(
     # Only those who may generate see a job's progress or its errors, and only their pages follow
     # the record: anyone else sees the picture, or the site's fallback, as a static page would.
     # A picture looks the same to everyone, so it costs no permission check and no subscription.
+    follow = False
     if state != "ready":
         if context["can_generate"]:
             remember(request, reference)
+            follow = True
         else:
             state = "ready" if instance.image_file else "empty"
     signed = context["signed"]
@@ -256,6 +258,9 @@ def container_context(
         {
             "state": _STATES.get(state, state),
             "reference": _safe_if_plain(reference),
+            # The page's stream follows this record (read by the script when the stream tag came
+            # before the containers and the page's token has to be asked for).
+            "follow": follow,
             # event_key keeps letters, digits, '_' and '-' only.
             "key": SafeString(key),
             "fragment_url": fragment_url,

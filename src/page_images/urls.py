@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from page_images import views
-from page_images.live.stream import event_stream
+from page_images.live.stream import event_stream, stream_token
 
 app_name = "page_images"
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("cancel/", views.cancel, name="cancel"),
     path("fragment/", views.fragment, name="fragment"),
     path("events/", event_stream, name="events"),
+    path("events/token/", stream_token, name="stream_token"),
 ]

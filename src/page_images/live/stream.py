@@ -16,17 +16,28 @@ from django.core import signing
 from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
     HttpResponseNotAllowed,
     HttpResponseNotFound,
+    JsonResponse,
     StreamingHttpResponse,
 )
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 
 from page_images.conf import app_settings
 from page_images.events import get_bus
 from page_images.events.base import RESYNC
 from page_images.live.hub import get_hub
-from page_images.live.tokens import WrongSession, session_binding, unsign_references
+from page_images.live.tokens import (
+    WrongSession,
+    session_binding,
+    sign_references,
+    unsign_references,
+)
+from page_images.references import RecordSigner
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -130,6 +141,31 @@ async def event_stream(request: HttpRequest) -> HttpResponseBase:
     for name, value in STREAM_HEADERS.items():
         response[name] = value
     return response
+
+
+@csrf_exempt
+@require_POST
+def stream_token(request: HttpRequest) -> HttpResponse:
+    """The stream URL for the records a page shows, for a page whose stream tag came first.
+
+    The script posts the signed references its containers carry (``ref``, repeated); each is
+    checked like the chip's, and the answer is a token bound to the caller's session, as the tag
+    would have rendered. Exempt from CSRF: it changes nothing, and another site's page could make
+    a browser ask but could not read the answer. Visitors get no stream.
+    """
+    if not request.user.is_authenticated:
+        return _text(HttpResponseForbidden, "Log in to follow these records.")
+    signer = RecordSigner()
+    references = []
+    for signed in request.POST.getlist("ref")[:MAX_REFERENCES]:
+        try:
+            references.append(signer.unsign(signed))
+        except signing.BadSignature:
+            continue
+    if not references:
+        return _text(HttpResponseBadRequest, "No valid 'ref'.")
+    token = sign_references(references, session_key=request.session.session_key)
+    return JsonResponse({"url": f"{reverse('page_images:events')}?refs={token}"})
 
 
 def frames(references: list[str], owner: str = "") -> AsyncGenerator[str, None]:

@@ -23,6 +23,7 @@ from page_images.models import ImageGeneratingMixin
 from page_images.rendering import (
     chip_context,
     container_context,
+    remember,
     rendered_references,
     streaming_enabled,
 )
@@ -164,6 +165,8 @@ def page_image_chip(context: template.Context, instance: Any) -> dict[str, Any]:
     chip["show"] = (
         not record.image_file and not record.image_generating and bool(chip["can_generate"])
     )
+    if chip["show"]:  # once clicked it is a container, which the page's stream must follow
+        remember(context.get("request"), record.image_reference)
     chip["csrf_token"] = context.get("csrf_token")
     return chip
 
@@ -183,14 +186,21 @@ def page_image(context: template.Context, instance: Any, fallback: str = "") -> 
 
 @register.inclusion_tag("page_images/stream.html", takes_context=True)
 def page_images_stream(context: template.Context) -> dict[str, Any]:
-    """Once per page, after every chip and container: the script and the page's one event stream."""
+    """Once per page: the script and the page's one event stream.
+
+    Placed after the containers, it carries the stream's URL; placed before them (in ``<head>``,
+    say), it cannot know them yet, so it carries the URL the script asks for the page's token
+    once the containers are there.
+    """
     from page_images.live.tokens import sign_references
 
     request = context.get("request")
     references = rendered_references(request)
-    stream_url = ""
-    if references and streaming_enabled(request):
+    stream_url = token_url = ""
+    if streaming_enabled(request):
+        token_url = reverse("page_images:stream_token")
+    if references and token_url:
         session = getattr(request, "session", None)
         token = sign_references(references, session_key=getattr(session, "session_key", None))
         stream_url = f"{reverse('page_images:events')}?refs={token}"
-    return {"stream_url": stream_url}
+    return {"stream_url": stream_url, "token_url": token_url}

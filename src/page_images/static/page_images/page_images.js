@@ -64,7 +64,8 @@
   document.addEventListener("htmx:responseError", showFailure);
   document.addEventListener("htmx:sendError", showFailure);
 
-  if (!url || !window.EventSource) {
+  var tokenUrl = script && script.getAttribute("data-token-url");
+  if ((!url && !tokenUrl) || !window.EventSource) {
     return;  // no stream: generating containers poll by themselves (their hx-trigger says so)
   }
 
@@ -91,26 +92,85 @@
     }
   });
 
-  var source = new EventSource(url);
-  var polling = null;
-  source.addEventListener("changed", function (event) {
-    var name = keyOf(event.data);
-    if (!name) {
-      return;  // no container on this page shows that record (any more)
+  // The signed references of the containers this page's stream follows: what the token URL
+  // takes when the stream tag came before the containers, or when the page's token expired.
+  function followed() {
+    var refs = new URLSearchParams();
+    var followed = document.querySelectorAll("[data-page-images-follow]");
+    for (var i = 0; i < followed.length; i++) {
+      var box = followed[i];
+      var field = box.querySelector('input[name="ref"]');  // a chip alone carries it in its form
+      var ref = box.hasAttribute("hx-get")
+        ? new URL(box.getAttribute("hx-get"), window.location.href).searchParams.get("ref")
+        : field && field.value;
+      if (ref) {
+        refs.append("ref", ref);
+      }
     }
-    seen += 1;
-    lastEvent[name] = seen;
-    fire("page-images:" + name);
-  });
-  // On every (re)connect: anything still spinning re-fetches, in case its event was missed.
-  source.addEventListener("resync", refreshSpinning);
-  // A stream that fails for good (a proxy that blocks it, a server that answers 404) is closed by
-  // the browser, never retried: re-fetch spinning containers on a timer instead.
-  source.addEventListener("error", function () {
-    if (source.readyState !== EventSource.CLOSED || polling) {
+    return refs;
+  }
+
+  function askForStream(then) {
+    var refs = followed();
+    if (!tokenUrl || !refs.has("ref")) {
+      then(null);
       return;
     }
-    polling = window.setInterval(refreshSpinning, 2000);
+    fetch(tokenUrl, { method: "POST", body: refs, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (answer) { then(answer && answer.url); }, function () { then(null); });
+  }
+
+  var source = null;
+  var polling = null;
+  var renewed = false;
+
+  function poll() {
+    if (!polling) {
+      polling = window.setInterval(refreshSpinning, 2000);
+    }
+  }
+
+  function listen(streamUrl) {
+    if (!streamUrl) {
+      poll();
+      return;
+    }
+    source = new EventSource(streamUrl);
+    source.addEventListener("changed", function (event) {
+      var name = keyOf(event.data);
+      if (!name) {
+        return;  // no container on this page shows that record (any more)
+      }
+      seen += 1;
+      lastEvent[name] = seen;
+      fire("page-images:" + name);
+    });
+    // On every (re)connect: anything still spinning re-fetches, in case its event was missed.
+    source.addEventListener("resync", refreshSpinning);
+    // A stream refused for good (its token expired, a proxy that blocks it, a server that answers
+    // 404) is closed by the browser, never retried: ask once for a fresh token, then poll.
+    source.addEventListener("error", function () {
+      if (source.readyState !== EventSource.CLOSED || polling) {
+        return;
+      }
+      if (renewed) {
+        poll();
+        return;
+      }
+      renewed = true;
+      askForStream(listen);
+    });
+  }
+
+  if (url) {
+    listen(url);
+  } else if (followed().has("ref")) {
+    askForStream(listen);
+  }  // else nothing on this page to follow: no stream, no polling
+  window.addEventListener("pagehide", function () {
+    if (source) {
+      source.close();
+    }
   });
-  window.addEventListener("pagehide", function () { source.close(); });
 })();
