@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,19 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
+def wait_until_listening(
+    host: str, port: int, processes: list[subprocess.Popen[bytes]], timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                time.sleep(0.5)  # the worker's banner, printed at about the same moment
+                return
+        except OSError:
+            time.sleep(0.2)
+
+
 def main() -> int:
     port = os.environ.get("PORT", "8000")
     host = os.environ.get("HOST", "127.0.0.1")
@@ -72,6 +86,9 @@ def main() -> int:
             port,
             "--log-level",
             "warning",
+            # An open tab holds its event stream: without this, Ctrl-C would wait for it.
+            "--timeout-graceful-shutdown",
+            "1",
         ),
     ]
 
@@ -79,6 +96,8 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Said once the site answers, so that the worker's banner does not scroll it away.
+    wait_until_listening(host, int(port), processes)
     print(
         f"\n  django-page-images demo: http://{host}:{port}/\n"
         "  Log in as demo / demo. Ctrl-C stops it.\n",

@@ -309,3 +309,46 @@ def test_real_litellm_against_the_fake(fake):
     file = requests.get(url, timeout=10)
     assert (file.status_code, file.headers["Content-Type"]) == (200, "image/png")
     assert file.content == png
+
+
+def test_the_fake_provider_runs_as_a_dev_server_on_a_given_port(capsys):
+    import socket
+    import threading
+
+    import requests
+
+    from page_images.testing import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stop = threading.Event()
+    server = threading.Thread(
+        target=main, args=(["--port", str(port), "--size", "32x16"],), kwargs={"until": stop}
+    )
+    server.start()
+    try:
+        deadline = time.monotonic() + 5
+        while f"127.0.0.1:{port}" not in capsys.readouterr().out:
+            assert time.monotonic() < deadline, "the server did not say where it listens"
+            time.sleep(0.05)
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/v1/images/generations",
+            json={"model": "gpt-image-1", "prompt": "a fox"},
+            timeout=5,
+        )
+        picture = base64.b64decode(answer.json()["data"][0]["b64_json"])
+        with Image.open(io.BytesIO(picture)) as image:
+            assert image.size == (32, 16)
+    finally:
+        stop.set()
+        server.join(timeout=5)
+    assert not server.is_alive()
+
+
+def test_the_dev_server_says_what_is_wrong_with_its_arguments(capsys):
+    from page_images.testing import main
+
+    with pytest.raises(SystemExit):
+        main(["--size", "huge"])
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err

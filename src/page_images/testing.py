@@ -9,6 +9,7 @@ Tell it how to answer with :meth:`FakeImageProvider.push` (one answer per call, 
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import hashlib
@@ -179,9 +180,12 @@ class _Server(ThreadingHTTPServer):
 class FakeImageProvider:
     """``with FakeImageProvider() as provider:`` serves on ``provider.api_base`` in the block."""
 
-    def __init__(self, *, image_size: tuple[int, int] = (64, 64), latency: float = 0.0) -> None:
+    def __init__(
+        self, *, image_size: tuple[int, int] = (64, 64), latency: float = 0.0, port: int = 0
+    ) -> None:
         self.image_size = image_size
         self.latency = latency
+        self.port = port
         self.default: Behaviour = Respond.b64()
         self._state = _State()
         self._server: _Server | None = None
@@ -190,7 +194,7 @@ class FakeImageProvider:
     def start(self) -> FakeImageProvider:
         handler = type("Handler", (_Handler,), {"owner": self})
         self._state.stopping.clear()
-        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", self.port), handler)
         self._url = f"http://127.0.0.1:{self._server.server_address[1]}"
         # A short poll interval: every test tears a provider down, and stop() waits one poll.
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
@@ -370,3 +374,48 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except _DISCONNECTS:
             self.close_connection = True
+
+
+def main(argv: list[str] | None = None, *, until: threading.Event | None = None) -> int:
+    """``python -m page_images.testing --port 8900``: the fake provider as a development server.
+
+    For a site's ``runserver`` and a worker started on their own: point ``LiteLLMBackend`` at the
+    printed ``api_base``, with any ``api_key``, and every picture is made here, with no network.
+    Runs until Ctrl-C (or until ``until`` is set, for tests).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m page_images.testing",
+        description="Serve the fake OpenAI-style image provider on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=8900, help="port on 127.0.0.1 (8900)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per picture (0)")
+    parser.add_argument("--size", default="256x256", help="picture size, WIDTHxHEIGHT (256x256)")
+    args = parser.parse_args(argv)
+    width, _, height = args.size.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        parser.error(f"--size {args.size!r} is not WIDTHxHEIGHT")
+    provider = FakeImageProvider(
+        image_size=(int(width), int(height)), latency=args.latency, port=args.port
+    )
+    try:
+        provider.start()
+    except OSError as exc:
+        parser.error(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}")
+    print(
+        f"Fake image provider at {provider.api_base}\n"
+        'PAGE_IMAGES = {"BACKEND": "page_images.backends.litellm.LiteLLMBackend", "OPTIONS": '
+        f'{{"model": "openai/gpt-image-1", "api_base": "{provider.api_base}", '
+        '"api_key": "fake"}}\nCtrl-C stops it.',
+        flush=True,
+    )
+    try:
+        (until or threading.Event()).wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        provider.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover (what `python -m` runs; main() is tested)
+    sys.exit(main())
