@@ -1,0 +1,363 @@
+"""The app as a newcomer installs it: the wheel, a fresh ``startproject`` site, the README's steps.
+
+The site already has a ``Product`` with an ``ImageField`` and a page that shows it. The test reads
+README.md's install section and applies its code blocks as a developer would paste them: the pip
+line (its extras), the settings, the Celery app, the model, the URLs, the template lines, the ASGI
+wrapper for static files, and the commands that start the worker and the server, each in a process
+of its own. Nothing else is configured, except what a developer types for their own site: the
+database and media it already had, the provider the README's fake-provider line prints, and a short
+CLAIM_TIMEOUT (with the time limits it must outlast) so that a dead job is seen in seconds.
+
+Then Chromium: an editor clicks the chip and the picture arrives without a reload; the worker is
+killed with SIGKILL mid-job and the page shows "Try again" with no command run; an anonymous
+visitor of the same page sees neither a spinner nor the error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests import machine
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]  # TIERS: process, browser, redis
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+SECTION = README.split("## Install into your site", 1)[1].split("\n## ", 1)[0]
+#: The fake provider answers after this long: time enough to kill the worker mid-job.
+LATENCY = 4.0
+CLAIM_TIMEOUT = 12
+
+
+def blocks(language: str) -> list[str]:
+    """The README install section's code blocks in ``language``, in order, dedented."""
+    return [
+        textwrap.dedent(body)
+        for body in re.findall(rf"```{language}\n(.*?)\n *```", SECTION, flags=re.S)
+    ]
+
+
+def block(language: str, first_line: str) -> str:
+    (found,) = [b for b in blocks(language) if b.splitlines()[0].strip() == first_line]
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run(*args: str, cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+class Site:
+    """A fresh virtualenv with the wheel, and a startproject site following the README."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.dir = home / "site"
+        self.venv = home / "venv"
+        self.python = str(self.venv / "bin" / "python")
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PAGE_IMAGES"))},
+            "PYTHONPATH": "",
+            "OPENAI_API_KEY": "sk-fake-not-a-key",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+
+    def bin(self, name: str) -> str:
+        return str(self.venv / "bin" / name)
+
+    def install(self) -> None:
+        wheels = self.home / "dist"
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+            cwd=self.home,
+            env=self.env,
+        )
+        (wheel,) = wheels.glob("django_page_images-*.whl")
+        run(sys.executable, "-m", "venv", str(self.venv), cwd=self.home, env=self.env)
+        (pip_line,) = [line for line in blocks("sh")[0].splitlines() if "pip install" in line]
+        extras = re.search(r"django-page-images(\[[a-z,]+\])", pip_line)
+        assert extras, pip_line
+        run(
+            self.python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"{wheel}{extras.group(1)}",
+            "uvicorn",
+            cwd=self.home,
+            env=self.env,
+        )
+
+    def start_site(self, provider_settings: str, redis_url: str) -> None:
+        """``startproject`` and ``startapp``, the site's own product page, then the README."""
+        self.dir.mkdir(exist_ok=True)
+        run(self.bin("django-admin"), "startproject", "mysite", ".", cwd=self.dir, env=self.env)
+        run(self.python, "manage.py", "startapp", "shop", cwd=self.dir, env=self.env)
+        settings = self.dir / "mysite" / "settings.py"
+        # What the site had before: its shop app, media for its product photos, Pillow.
+        text = settings.read_text().replace("INSTALLED_APPS = [", 'INSTALLED_APPS = [\n    "shop",')
+        text = "import os\n" + text + '\nMEDIA_URL = "/media/"\nMEDIA_ROOT = BASE_DIR / "media"\n'
+        (self.dir / "shop" / "models.py").write_text(
+            "from django.db import models\n\n\n"
+            "class Product(models.Model):\n"
+            "    description = models.TextField()\n"
+            '    photo = models.ImageField(upload_to="products", blank=True)\n'
+        )
+        (self.dir / "shop" / "views.py").write_text(
+            "from django.shortcuts import get_object_or_404, render\n\n"
+            "from .models import Product\n\n\n"
+            "def product(request, pk):\n"
+            "    product = get_object_or_404(Product, pk=pk)\n"
+            '    return render(request, "shop/product.html", {"product": product})\n'
+        )
+        site_urls = (
+            'path("admin/", admin.site.urls), path("product/<int:pk>/", views.product)'
+            "] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT) + ["
+        )
+        # --- README step 2: settings -------------------------------------------------------
+        readme_settings = block("python", "# settings.py")
+        readme_settings = readme_settings.replace(
+            "INSTALLED_APPS = [..., ", "INSTALLED_APPS += ["
+        ).replace("redis://127.0.0.1:6379/0", redis_url)
+        text += "\n" + readme_settings + "\n" + provider_settings + "\n"
+        text += (
+            f"PAGE_IMAGES.update(CLAIM_TIMEOUT={CLAIM_TIMEOUT}, TASK_SOFT_TIME_LIMIT=8, "
+            "TASK_TIME_LIMIT=10)\n"
+        )
+        settings.write_text(text)
+        # --- README step 3: the Celery app ----------------------------------------------------
+        (self.dir / "mysite" / "celery.py").write_text(block("python", "# mysite/celery.py"))
+        (self.dir / "mysite" / "__init__.py").write_text(block("python", "# mysite/__init__.py"))
+        # --- README step 4: the model, then migrate --------------------------------------------
+        model = block("python", "# shop/models.py")
+        (self.dir / "shop" / "models.py").write_text("from django.db import models\n" + model)
+        for command in blocks("sh"):
+            if "makemigrations" in command:
+                run(
+                    "sh",
+                    "-c",
+                    command.replace("python ", f"{self.python} "),
+                    cwd=self.dir,
+                    env=self.env,
+                )
+        # --- README step 5: the URLs, before the site's own ------------------------------------
+        urls = block("python", "# mysite/urls.py").replace("...", site_urls)
+        (self.dir / "mysite" / "urls.py").write_text(
+            "from django.conf import settings\nfrom django.conf.urls.static import static\n"
+            "from django.contrib import admin\nfrom django.urls import include, path\n\n"
+            "from shop import views\n\n" + urls
+        )
+        # --- README step 6: the template ----------------------------------------------------------
+        template = block("django", "{% load static django_htmx page_images %}")
+        head, _, body = template.partition("\n\n")
+        (self.dir / "shop" / "templates" / "shop").mkdir(parents=True)
+        (self.dir / "shop" / "templates" / "shop" / "product.html").write_text(
+            f"<!doctype html><html><head>{head}</head>\n<body>"
+            "<h1>{{ product.description }}</h1>\n" + body + "</body></html>\n"
+        )
+        # --- README step 7: static files under uvicorn --------------------------------------------
+        asgi = self.dir / "mysite" / "asgi.py"
+        wrapper = re.search(r"`(application = ASGIStaticFilesHandler\(.*?\))`", SECTION, re.S)
+        assert wrapper, "the README no longer says how uvicorn serves static files"
+        asgi.write_text(
+            asgi.read_text()
+            .replace("application = get_asgi_application()", wrapper.group(1))
+            .replace(
+                "import os\n",
+                "import os\n\nfrom django.contrib.staticfiles.handlers import "
+                "ASGIStaticFilesHandler\n",
+            )
+        )
+        run(
+            self.python, "manage.py", "check", "--fail-level", "WARNING", cwd=self.dir, env=self.env
+        )
+        run(
+            self.python,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; from shop.models import Product;"
+            "User.objects.create_superuser('editor', 'e@example.com', 'pw');"
+            "Product.objects.create(description='A teapot of blue enamel on an oak table');"
+            "Product.objects.create(description='A red bicycle leaning on a stone wall')",
+            cwd=self.dir,
+            env=self.env,
+        )
+
+    def command(self, program: str) -> list[str]:
+        """The README's command line for ``program`` (celery or uvicorn), as its words."""
+        (line,) = [
+            line.split("#", 1)[0].split()
+            for line in block(
+                "sh", "celery -A mysite worker --pool=threads --concurrency=8"
+            ).splitlines()
+            if line.startswith(program)
+        ]
+        return [self.bin(line[0]), *line[1:]]
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.home / f"{name}.log").open("wb")
+        self.logs.append(log)
+        process = subprocess.Popen(
+            args,
+            cwd=self.dir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for log in self.logs:
+            log.close()
+
+
+def wait(predicate: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, str]]:
+    machine.require("Redis", machine.REDIS_HOST, machine.REDIS_PORT)
+    home = tmp_path_factory.mktemp("install")
+    site = Site(home)
+    site.install()
+    site.dir.mkdir()
+    provider_port, web_port = free_port(), free_port()
+    provider = site.start(
+        "provider",
+        [
+            site.python,
+            "-m",
+            "page_images.testing",
+            "--port",
+            str(provider_port),
+            "--latency",
+            str(LATENCY),
+        ],
+    )
+    wait(lambda: "PAGE_IMAGES = " in site.log("provider"), "the fake provider")
+    printed = next(
+        line for line in site.log("provider").splitlines() if line.startswith("PAGE_IMAGES = ")
+    )
+    redis_url = f"redis://{machine.REDIS_HOST}:{machine.REDIS_PORT}/{machine.REDIS_DB + 2}"
+    try:
+        site.start_site(printed, redis_url)
+        site.start("worker", site.command("celery"))
+        site.start("web", [*site.command("uvicorn"), "--port", str(web_port)])
+        wait(lambda: machine.reachable("127.0.0.1", web_port), "uvicorn", timeout=60)
+        # The banner's queue list is the worker's last word before it consumes (it logs "ready"
+        # only at INFO, which the README's command line does not ask for).
+        wait(lambda: "[queues]" in site.log("worker"), "the worker", timeout=60)
+        yield site, f"http://127.0.0.1:{web_port}"
+    finally:
+        site.stop()
+        assert provider.poll() is not None
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=machine.CHROMIUM, args=machine.LAUNCH_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.mark.timeout(600)  # the wheel and a fresh virtualenv with LiteLLM: a minute or two
+def test_the_readme_gives_a_live_picture_a_try_again_after_a_kill_and_nothing_to_visitors(
+    site: tuple[Site, str], chromium: Any
+) -> None:
+    installed, url = site
+    editor = chromium.new_context().new_page()
+    editor.set_default_timeout(30_000)
+    editor.goto(f"{url}/admin/login/?next=/product/1/")
+    editor.fill("#id_username", "editor")
+    editor.fill("#id_password", "pw")
+    editor.click("input[type=submit]")
+    editor.wait_for_url(f"{url}/product/1/")
+    editor.evaluate("window.__noReload = 'still here'")
+
+    # The picture arrives without a reload.
+    editor.get_by_role("button", name="Generate image").click()
+    editor.locator(".page-images[data-state=generating]").wait_for()
+    editor.locator("img.page-images-image").wait_for()
+    assert editor.evaluate("window.__noReload") == "still here"
+    assert editor.locator("img.page-images-image").evaluate("img => img.naturalWidth") == 256
+    stylesheet = editor.evaluate(
+        "[...document.styleSheets].some(s => (s.href || '').includes('page_images.css'))"
+    )
+    assert stylesheet, "the README's stylesheet line did not load the stylesheet"
+
+    # The worker dies mid-job: the page shows "Try again" by itself, with no command run.
+    editor.goto(f"{url}/product/2/")
+    editor.get_by_role("button", name="Generate image").click()
+    editor.locator(".page-images-elapsed", has_text="started").wait_for()
+    worker = installed.processes[1]
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    editor.locator(".page-images[data-state=error]").wait_for(timeout=(CLAIM_TIMEOUT + 15) * 1000)
+    assert "did not finish in time" in editor.locator("p.page-images-error").inner_text()
+    assert editor.get_by_role("button", name="Try again").is_visible()
+
+    # An anonymous visitor of the same pages: the picture, and neither spinner nor error.
+    visitor = chromium.new_context().new_page()
+    visitor.goto(f"{url}/product/2/")
+    html = visitor.content()
+    assert "did not finish" not in html
+    assert "Generating" not in html
+    assert visitor.locator(".page-images").get_attribute("data-state") == "empty"
+    visitor.goto(f"{url}/product/1/")
+    assert visitor.locator("img.page-images-image").is_visible()
+    streams: list[str] = []
+    visitor.on("request", lambda request: "/events/" in request.url and streams.append(request.url))
+    visitor.reload()
+    visitor.wait_for_timeout(500)
+    assert streams == [], "a visitor's page opened an event stream"
