@@ -108,3 +108,34 @@ def test_a_record_deleted_while_its_picture_was_made_is_announced(page, settings
     assert result.successful(), result.traceback
     assert [reference] == NOTIFIED
     assert not list((Path(settings.MEDIA_ROOT)).rglob("*.png")), "the picture was not kept"
+
+
+class RewritingBackend(BaseBackend):
+    """The editor rewrites the text while "the provider" works on the first call."""
+
+    calls: list[str] = []
+
+    def generate(self, request: ImageRequest) -> GeneratedImage:
+        self.calls.append(request.prompt)
+        if len(self.calls) == 1:
+            pk = int(request.reference.rpartition(":")[2])
+            Page.objects.filter(pk=pk).update(image_text="A green parrot on a lamp post")
+        return GeneratedImage(content=png_bytes(32, 32), content_type="image/png")
+
+
+def test_text_edited_during_a_generation_makes_the_picture_again_from_the_new_text(
+    page, settings
+):
+    settings.PAGE_IMAGES = {
+        **settings.PAGE_IMAGES,
+        "BACKEND": "tests.test_signals.RewritingBackend",
+        "MAX_RETRIES": 1,
+        "RETRY_BACKOFF": 0.01,
+        "RETRY_BACKOFF_MAX": 0.02,
+    }
+    RewritingBackend.calls = []
+    result = run_job(page, claims.claim(page))
+    assert result.successful(), result.traceback
+    assert RewritingBackend.calls == [page.image_text, "A green parrot on a lamp post"]
+    page.refresh_from_db()
+    assert page.image_state == "ready"

@@ -107,3 +107,12 @@ class GenerationTimeoutError(TransientGenerationError):
     """The provider or the download did not finish within its deadline."""
 
     default_message = "The image service took too long to answer. Try again."
+
+
+class PromptChangedError(TransientGenerationError):
+    """The record's text changed while its picture was being made: the picture no longer fits.
+
+    Transient, so the task makes the picture again from the new text (within ``MAX_RETRIES``).
+    """
+
+    default_message = "The text changed while the picture was being made. Try again."

@@ -29,6 +29,7 @@ from page_images.conf import app_settings, parse_size
 from page_images.exceptions import (
     EmptyPromptError,
     GenerationError,
+    PromptChangedError,
     StaleClaimError,
     TransientGenerationError,
 )
@@ -124,6 +125,10 @@ def _generate_and_store(instance: ImageGeneratingMixin, token: uuid.UUID) -> Non
     _close_db_connections()
     result = backend.generate(request)
     image = validate_image(result.content, declared_type=result.content_type)
+    # An editor may have rewritten the text while the provider worked (10 s to minutes): a
+    # picture of the old text would be stored as if it showed the new one.
+    if type(instance)._base_manager.get(pk=instance.pk).get_image_prompt() != prompt:
+        raise PromptChangedError(detail=f"{instance.image_reference}: the prompt changed")
     name = f"{instance.pk}-{token.hex[:12]}.{image.extension}"
     claims.set_image_and_notify(
         instance, ContentFile(image.content, name=name), token=token, image=result
