@@ -92,13 +92,15 @@ if REDIS_URL:
     }
 else:
     _broker = STATE_DIR / "broker"
-    for _folder in (_broker / "queue", _broker / "processed"):
+    for _folder in (_broker / "queue", _broker / "processed", _broker / "control"):
         _folder.mkdir(parents=True, exist_ok=True)  # kombu's filesystem transport expects them
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker / "queue"),
         "data_folder_out": str(_broker / "queue"),
         "processed_folder": str(_broker / "processed"),
+        # Its exchange files, which kombu otherwise writes to ./control in the working directory.
+        "control_folder": str(_broker / "control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
