@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
+# The branch coverage `make coverage` requires of src/, over what ran (see .ci/run).
+COVERAGE_MIN ?= 100
 
-.PHONY: test demo lint typecheck tox bench bench-quick clean
+.PHONY: test test-all coverage demo lint typecheck tox bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
@@ -15,8 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
 	@touch $(STAMP)
 
+# The fast tier: in-process tests on SQLite, about half a minute, needs nothing but Python.
 test: $(STAMP)
-	$(BIN)/python runtests.py $(ARGS)
+	$(BIN)/python runtests.py fast $(ARGS)
+
+# The full tier: every test once, on PostgreSQL, with Redis, Celery workers and Chromium.
+test-all: $(STAMP)
+	$(BIN)/python runtests.py all $(ARGS)
+
+# After test runs with PAGE_IMAGES_COVERAGE=1: join their data files and judge src/'s branches.
+coverage: $(STAMP)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report --fail-under=$(COVERAGE_MIN)
 
 demo: $(STAMP)
 	$(BIN)/python example_project/run_demo.py
@@ -42,4 +54,4 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --quick $(ARGS)
 
 clean:
-	rm -rf $(VENV) .tox build dist src/*.egg-info
+	rm -rf $(VENV) .tox build dist src/*.egg-info .coverage .coverage.*

@@ -77,6 +77,8 @@ TEMPLATES = [
     }
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Django's default hasher takes ~0.3 s a password on purpose; the tests make a user in most tests.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = os.environ.get(
     "PAGE_IMAGES_MEDIA_ROOT", str(Path(tempfile.gettempdir()) / "page_images_test_media")
 )

@@ -152,7 +152,7 @@ def test_rate_limit_format():
 )
 def test_a_redis_broker_without_socket_timeouts_warns(url, options, warned):
     from page_images.checks import check_broker
-    from tests.conftest import celery_app
+    from tests.support.jobs import celery_app
 
     with celery_app(url, broker_transport_options=options):
         messages = check_broker()

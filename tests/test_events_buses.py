@@ -251,6 +251,7 @@ def publish_from_another_process(path: str, *references: str) -> None:
     )
 
 
+@pytest.mark.process
 def test_file_bus_crosses_processes_from_the_end_of_the_file(tmp_path):
     path = str(tmp_path / "bus")  # missing: created by whoever comes first
     bus = FileBus(path)
@@ -280,6 +281,7 @@ def test_file_bus_creates_its_folder_when_listening_first(tmp_path):
     run(scenario())
 
 
+@pytest.mark.process
 def test_file_bus_rotation_makes_listeners_resync(tmp_path):
     bus = FileBus(str(tmp_path))
     log = tmp_path / "events.log"

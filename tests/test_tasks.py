@@ -16,9 +16,9 @@ from page_images.exceptions import (
     TransientGenerationError,
 )
 from tests.backends import ScriptedBackend
-from tests.conftest import assert_picture, celery_app, settled, wait_for
 from tests.machine import redis_url
 from tests.reliability import case
+from tests.support.jobs import assert_picture, celery_app, settled, wait_for
 from tests.testapp.models import Note, Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -199,6 +199,8 @@ def test_enqueue_sends_the_time_limits(page, published, settings):
     assert message["routing_key"] == "pictures"
 
 
+@pytest.mark.worker
+@pytest.mark.redis
 def test_a_worker_without_prefetch_takes_no_more_jobs_than_it_has_threads(make_page, settings):
     # docs/deployment.md's --disable-prefetch: with prefetching, a busy worker kept jobs it had no
     # thread for while another worker, idle, could not run them. Redis only, as in Celery. A worker

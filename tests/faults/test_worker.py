@@ -23,15 +23,20 @@ from django.db import connection
 
 from page_images import services, tasks
 from page_images.testing import Respond
-from tests.conftest import celery_app, settled, wait_for
 from tests.machine import redis_url
 from tests.reliability import case
+from tests.support.jobs import celery_app, settled, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.worker,
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 @contextmanager
