@@ -326,3 +326,10 @@ def test_request_generations_failing_part_way_keeps_the_jobs_already_sent(
         states.append(page.image_state)
     assert states == ["generating", "generating", "error", "error"]
     assert len(published) == 2
+
+
+def test_storing_into_a_field_that_is_not_a_file_field_is_a_type_error(page, monkeypatch):
+    # What system check E010 reports at start-up; the store refuses it too, and writes nothing.
+    monkeypatch.setattr(Page, "image_field_name", "image_text")
+    with pytest.raises(TypeError, match=r"testapp\.Page\.image_text is not a FileField"):
+        services.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"))

@@ -367,3 +367,11 @@ def test_multipart_charset_that_is_no_text_encoding_is_a_bad_request(editor, pag
     assert response.status_code == 400
     assert "could not be read" in response.content.decode()
     assert published == []
+
+
+def test_fragment_of_a_deleted_record_is_404_with_a_message(page, editor):
+    reference = sign_record(page)
+    page.delete()
+    response = client_for(editor).get("/page-images/fragment/", {"ref": reference})
+    assert response.status_code == 404
+    assert "This record no longer exists." in response.content.decode()
