@@ -1,14 +1,17 @@
-"""Run the suite's two tiers, as `make test`, `make test-all` and CI do.
+"""Run the suite's tiers, as `make test`, `make test-full`, `make test-all` and CI do.
 
     python runtests.py fast [pytest arguments]   # make test
-    python runtests.py all [pytest arguments]    # make test-all
+    python runtests.py full [pytest arguments]   # make test-full
+    python runtests.py all [pytest arguments]    # make test-all: fast, then full
 
 fast: every test that runs inside the test process on SQLite (no subprocess, no real worker, no
   browser, no PostgreSQL or Redis), on pytest-xdist workers, in about half a minute. It needs
   nothing but Python; tests/support/tiers.py refuses what only the full tier may do.
-all: every test once, on the real PostgreSQL (127.0.0.1:5432), with Redis, real Celery workers,
-  processes and Chromium. Without a reachable PostgreSQL it runs on SQLite and the tests that need
-  PostgreSQL are skipped with a plain message; with CI=true that is a failure, as is any skip.
+full: the tests marked for the real services, once each, on PostgreSQL (127.0.0.1:5432), with
+  Redis, real Celery workers, processes and Chromium. Without a reachable PostgreSQL it runs on
+  SQLite and the tests that need PostgreSQL are skipped with a plain message; with CI=true that
+  is a failure, as is any skip.
+all: every test once: the fast tier, then the full tier.
 
 PAGE_IMAGES_COVERAGE=1 runs pytest under coverage (branch coverage of src/, parallel data files,
 subprocesses included); `make coverage` combines and reports them. PAGE_IMAGES_TEST_WORKERS sets
@@ -58,12 +61,9 @@ def pytest(tier: str, database: str, *args: str) -> int:
     return code
 
 
-def main(argv: list[str]) -> int:
-    tier, args = (argv[0], argv[1:]) if argv[:1] in (["fast"], ["all"]) else ("fast", argv)
-    if tier == "fast":
-        return 1 if pytest("fast", "sqlite", *args) else 0
+def full(args: list[str]) -> int:
     if postgres_reachable():
-        return 1 if pytest("all", "postgres", *args) else 0
+        return pytest("full", "postgres", *args)
     if CI:
         print(f"PostgreSQL is not reachable at {PG[0]}:{PG[1]} and CI=true: failing.", flush=True)
         return 1
@@ -72,7 +72,19 @@ def main(argv: list[str]) -> int:
         "the tests that need PostgreSQL are skipped.",
         flush=True,
     )
-    return 1 if pytest("all", "sqlite", *args) else 0
+    return pytest("full", "sqlite", *args)
+
+
+def main(argv: list[str]) -> int:
+    tier, args = (
+        (argv[0], argv[1:]) if argv[:1] in (["fast"], ["full"], ["all"]) else ("fast", argv)
+    )
+    failed = False
+    if tier in ("fast", "all"):
+        failed |= pytest("fast", "sqlite", *args) != 0
+    if tier in ("full", "all"):
+        failed |= full(args) != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from celery import Celery
 
-#: make test and make test-all: markers, guards and what the fast tier leaves out.
+#: make test and make test-full: markers, guards and what each tier leaves out.
 pytest_plugins = ["tests.support.tiers"]
 
 # Hypothesis: few examples on a laptop (seconds), many under CI; HYPOTHESIS_PROFILE overrides.

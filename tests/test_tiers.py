@@ -149,7 +149,7 @@ def test_the_fast_tier_fails_what_it_refuses_and_counts_what_it_leaves_out(tmp_p
     expected = {"test_starts_a_process", "test_swallows_the_refusal", "test_waits_on_the_clock"}
     assert failed == expected, output
     assert "1 passed" in output
-    assert "1 test of the full tier not run: make test-all" in output
+    assert "1 test of the full tier not run: make test-full" in output
     assert "over the fast tier's 0.3 s" in output
     assert "took 0.5 s" in output or "took 0.6 s" in output, output
 
@@ -157,6 +157,11 @@ def test_the_fast_tier_fails_what_it_refuses_and_counts_what_it_leaves_out(tmp_p
     assert code == 1, output
     assert "No test ran: that is a failure (every test selected is in the full tier" in output
 
-    code, output = run_sample(tmp_path, "--tier=all", "-k", "marked")
+    code, output = run_sample(tmp_path, "--tier=full")
     assert code == 0, output
     assert "1 passed" in output
+    assert "4 tests of the fast tier not run here: make test" in output
+
+    code, output = run_sample(tmp_path, "--tier=all", "-k", "marked or in_process")
+    assert code == 0, output
+    assert "2 passed" in output

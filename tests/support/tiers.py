@@ -1,10 +1,13 @@
 """The suite's two tiers, and the guards that keep the fast one fast (a pytest plugin).
 
-``make test`` runs the fast tier (``--tier=fast``, the default): every test that runs inside this
-one process on SQLite, in about half a minute. ``make test-all`` runs the full tier
-(``--tier=all``): every test once, on PostgreSQL, with Redis, real Celery workers, processes and
-Chromium. A test that needs any of those carries the marker that says so (``FULL_TIER``); the
-fast tier leaves it out and says at the end how many it left out.
+A test that needs PostgreSQL, Redis, a real Celery worker, a process or Chromium carries the
+marker that says so (``FULL_TIER``): it is in the full tier. Every other test is in the fast tier.
+
+- ``--tier=fast`` (the default; ``make test``): the fast tier, inside the test process on SQLite,
+  in about half a minute; at the end it says how many full-tier tests it left out.
+- ``--tier=full`` (``make test-full``): the full tier, on PostgreSQL with the real services.
+- ``--tier=all``: both in one session. ``make test-all`` runs every test once: the fast tier,
+  then the full tier (runtests.py).
 
 The fast tier does not trust the markers: it refuses, loudly, what an unmarked test tries anyway.
 Starting a process (subprocess, fork, multiprocessing; Chromium comes that way too), starting a
@@ -56,7 +59,7 @@ SERVICE_PORTS = frozenset(
 #: about 2 s). Hypothesis tests are exempt under any profile but ``dev``: their cost is the
 #: profile's example count, chosen on purpose (tests/support/fuzz.py).
 FAST_TEST_SECONDS = float(os.environ.get("PAGE_IMAGES_FAST_TEST_SECONDS", "10"))
-TIERS = ("fast", "all")
+TIERS = ("fast", "full", "all")
 #: Modules whose first import costs seconds (LiteLLM: ~3 s, more in a fresh environment that has
 #: yet to compile it): a fast-tier run imports them before its first test when a selected test's
 #: module mentions them, so that FAST_TEST_SECONDS measures tests, not which one came first.
@@ -86,8 +89,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--tier",
         choices=TIERS,
         default=os.environ.get("PAGE_IMAGES_TIER", "fast"),
-        help="fast: in-process tests on SQLite (make test); all: every test (make test-all). "
-        "Default: $PAGE_IMAGES_TIER, else fast.",
+        help="fast: the in-process tests, on SQLite (make test); full: the tests marked for the "
+        "real services (make test-full); all: both. Default: $PAGE_IMAGES_TIER, else fast.",
     )
 
 
@@ -132,12 +135,14 @@ def full_tier_markers(item: pytest.Item) -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if tier(config) == "fast":
-        left_out = [item for item in items if full_tier_markers(item)]
+    if tier(config) != "all":
+        fast = tier(config) == "fast"
+        left_out = [item for item in items if bool(full_tier_markers(item)) == fast]
         if left_out:
-            items[:] = [item for item in items if not full_tier_markers(item)]
+            items[:] = [item for item in items if bool(full_tier_markers(item)) != fast]
             config.hook.pytest_deselected(items=left_out)
         config.stash[_LEFT_OUT] = len(left_out)
+    if tier(config) == "fast":
         if not _xdist_controller(config):
             _warm_up(items)
         return
@@ -171,11 +176,14 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     left_out = config.stash.get(_LEFT_OUT, 0)
-    if tier(config) == "fast" and left_out:
+    if tier(config) != "all" and left_out:
         tests = "test" if left_out == 1 else "tests"
-        terminalreporter.write_line(
-            f"{left_out} {tests} of the full tier not run: make test-all", yellow=True
+        other = (
+            "the full tier not run: make test-full"
+            if tier(config) == "fast"
+            else ("the fast tier not run here: make test")
         )
+        terminalreporter.write_line(f"{left_out} {tests} of {other}", yellow=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -185,7 +193,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter:
-            hint = " (every test selected is in the full tier: --tier=all)"
+            other = "full" if tier(session.config) == "fast" else "fast"
+            hint = f" (every test selected is in the {other} tier: --tier={other} or all)"
             left_out = session.config.stash.get(_LEFT_OUT, 0)
             reporter.write_line(
                 f"No test ran: that is a failure{hint if left_out else ''}.", red=True
