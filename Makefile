@@ -4,21 +4,49 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
+# The branch coverage `make coverage` requires of src/, over what ran (see .ci/run).
+# MEASURED, NOT YET THE GOAL: 95.67 % on 2 Dec 2026 (fast + full tier, subprocesses included),
+# rounded down. The gap is listed in the report of branch `tiers`; raise this to 100 as it closes.
+COVERAGE_MIN ?= 95
 
-.PHONY: test demo lint typecheck tox bench bench-quick clean
+.PHONY: test test-full test-all coverage demo lint typecheck tox bench bench-quick clean
 
-$(STAMP): pyproject.toml
+DEMO_STAMP := $(VENV)/.demo-installed
+
+$(BIN)/uv:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
 		|| { echo "django-page-images needs Python 3.10 or newer; set PYTHON=python3.12 (say)."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+
+# The demo needs the app and its demo extra only (about 60 MB), not the test and dev tools.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[demo]"
+	@touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/uv
+	# uv installs the hundred-odd packages in seconds (pip: about three minutes).
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test,dev]"
 	@touch $(STAMP)
 
+# The fast tier: in-process tests on SQLite, about half a minute, needs nothing but Python.
 test: $(STAMP)
-	$(BIN)/python runtests.py $(ARGS)
+	$(BIN)/python runtests.py fast $(ARGS)
 
-demo: $(STAMP)
+# The full tier: the tests that need PostgreSQL, Redis, Celery workers, processes or Chromium.
+test-full: $(STAMP)
+	$(BIN)/python runtests.py full $(ARGS)
+
+# Every test once: the fast tier, then the full tier.
+test-all: $(STAMP)
+	$(BIN)/python runtests.py all $(ARGS)
+
+# After test runs with PAGE_IMAGES_COVERAGE=1: join their data files and judge src/'s branches.
+coverage: $(STAMP)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report --fail-under=$(COVERAGE_MIN)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/python example_project/run_demo.py
 
 lint: $(STAMP)
@@ -31,7 +59,7 @@ tox: $(STAMP)
 	$(BIN)/tox $(ARGS)
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[bench]"
 	@touch $(BENCH_STAMP)
 
 # Every target of docs/benchmarks.md, judged as the issue states them; the table is written there.
@@ -43,4 +71,4 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --quick $(ARGS)
 
 clean:
-	rm -rf $(VENV) .tox build dist src/*.egg-info
+	rm -rf $(VENV) .tox build dist src/*.egg-info .coverage .coverage.*

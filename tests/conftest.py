@@ -1,23 +1,34 @@
 from __future__ import annotations
 
 import os
-import time
-import uuid
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.signals import before_task_publish
+from hypothesis import settings as hypothesis_settings
 
 from page_images.testing import FakeImageProvider
 from tests import machine
 from tests.celery_app import app as _test_app  # noqa: F401  (the current app: memory://, never a real broker by accident)
+from tests.support.jobs import EAGER, REAL_WORKER, celery_app
 from tests.testapp.models import Page, Poster, Story
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from celery import Celery
+
+#: make test and make test-full: markers, guards and what each tier leaves out.
+pytest_plugins = ["tests.support.tiers"]
+
+# Hypothesis: few examples on a laptop (seconds), many under CI; HYPOTHESIS_PROFILE overrides.
+# Tests that ask for their own count scale it by the active profile (tests/support/fuzz.py).
+hypothesis_settings.register_profile("ci", max_examples=100, deadline=None, database=None)
+hypothesis_settings.register_profile("dev", max_examples=10, deadline=None, database=None)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if machine.CI else "dev")
+)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -105,55 +116,22 @@ def litellm_settings(settings: Any, provider: FakeImageProvider) -> dict[str, An
     return settings.PAGE_IMAGES
 
 
-@contextmanager
-def celery_app(broker_url: str, **conf: Any) -> Iterator[Celery]:
-    """A Celery app made current for the duration, on its own queue; ``conf`` adds settings.
+@pytest.fixture(scope="module", params=[EAGER, REAL_WORKER])
+def worker(request: pytest.FixtureRequest) -> Iterator[Celery]:
+    """Where the jobs of a test run, once each way:
 
-    ``shared_task`` resolves to the current app at call time, exactly as in a host project.
+    - ``eager`` (fast tier): in the test's own thread, as Celery's ``task_always_eager`` runs
+      them: the real task, its retries (without their back-off wait), LiteLLM, the fake provider,
+      the database and the storage; no broker, no worker.
+    - ``redis`` (full tier): a real Celery worker (threads pool) consuming from the real Redis, in
+      this process. One per test module: starting and stopping one costs seconds.
     """
-    from celery import _state
-
-    previous = _state.get_current_app()
-    app = Celery(
-        f"page_images_test_{uuid.uuid4().hex[:8]}",
-        broker=broker_url,
-        include=["page_images.tasks"],
-        set_as_current=True,
-    )
-    app.conf.update(
-        task_default_queue=f"page_images_test_{uuid.uuid4().hex}",
-        broker_connection_retry_on_startup=True,
-        broker_connection_timeout=2,
-        worker_hijack_root_logger=False,
-        task_ignore_result=True,
-        broker_transport_options={"socket_timeout": 5, "socket_connect_timeout": 5},
-    )
-    app.conf.update(conf)
-    app.set_default()
-    app.loader.import_default_modules()
-    try:
-        yield app
-    finally:
-        previous.set_current()
-        previous.set_default()
-        app.close()
-
-
-@pytest.fixture(scope="module", params=["memory", "redis"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        return machine.redis_url()
-    return "memory://"
-
-
-@pytest.fixture(scope="module")
-def worker(broker_url: str) -> Iterator[Celery]:
-    """A real Celery worker (threads pool) consuming from a real broker, in this process.
-
-    One per test module and broker: starting and stopping one costs seconds.
-    """
+    if request.param == "eager":
+        with celery_app("memory://", task_always_eager=True) as app:
+            yield app
+        return
     with (
-        celery_app(broker_url) as app,
+        celery_app(machine.redis_url()) as app,
         start_worker(
             app,
             pool="threads",
@@ -198,45 +176,6 @@ def published() -> Iterator[list[dict[str, Any]]]:
     before_task_publish.connect(record, weak=False)
     yield messages
     before_task_publish.disconnect(record)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll until ``predicate()`` is truthy; fail with the last value after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value:
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout}s waiting for {predicate}", pytrace=False)
-        time.sleep(interval)
-        value = predicate()
-    return value
-
-
-def settled(instance: Any) -> Callable[[], Any]:
-    """A predicate for wait_for: the record's job has ended (it is no longer generating)."""
-
-    def check() -> Any:
-        instance.refresh_from_db()
-        return not instance.image_generating
-
-    return check
-
-
-def generate(instance: Any) -> Any:
-    """Click (the service call behind the chip) and wait for the job to end, however it ends."""
-    from page_images import queueing
-
-    assert queueing.request_generation(instance) is not None
-    wait_for(settled(instance))
-    return instance
-
-
-def assert_picture(instance: Any, size: tuple[int, int] = (64, 64)) -> None:
-    from PIL import Image
-
-    assert instance.image_state == "ready", instance.image_error
-    with Image.open(instance.image_file.path) as picture:
-        assert picture.size == size
 
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -24,10 +24,18 @@ if TYPE_CHECKING:
 
 
 def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago, for a server of the test's own."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 where nothing listens: a connection to it is refused at once."""
+    port = free_port()
+    assert not machine.reachable("127.0.0.1", port)
+    return port
 
 
 class OwnRedis:

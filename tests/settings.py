@@ -77,6 +77,8 @@ TEMPLATES = [
     }
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Django's default hasher takes ~0.3 s a password on purpose; the tests make a user in most tests.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = os.environ.get(
     "PAGE_IMAGES_MEDIA_ROOT", str(Path(tempfile.gettempdir()) / "page_images_test_media")
 )
@@ -97,9 +99,10 @@ PAGE_IMAGES = {
     "BACKEND": "page_images.backends.local.LocalBackend",
     "OPTIONS": {},
     "SIZE": "256x256",
+    # The tests run their jobs in this process (eager, or a worker thread on memory://); "auto"
+    # would follow whichever Celery app a test made current, and keep that bus.
+    "EVENTS": {"BACKEND": "page_images.events.memory.InProcessBus"},
 }
-
-# The LocalBackend warning is about production; the tests choose it on purpose.
 
 # Worker processes started by the integration tests get their PAGE_IMAGES from the test that
 # started them, as JSON in this variable.

@@ -85,6 +85,8 @@ def test_url_answer_needs_loopback_permission(backend, provider, settings):
     ],
 )
 def test_errors_are_mapped(backend, provider, answer, error):
+    if error is GenerationTimeoutError:
+        backend.timeout = 0.5  # past it the fake is still hanging: seconds of waiting prove no more
     provider.push(answer)
     with pytest.raises(error) as caught:
         backend.generate(REQUEST)
@@ -137,3 +139,45 @@ def test_missing_litellm_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "litellm", None)
     with pytest.raises(MissingDependencyError, match=r"django-page-images\[litellm\]"):
         import_litellm()
+
+
+# --- Coverage gaps of the two tiers (branch `tiers`) ------------------------------------------
+
+
+def test_our_own_errors_pass_through_the_mapping_unchanged():
+    error = ContentPolicyError("refused")
+    assert map_error(error) is error
+
+
+def test_settings_the_model_does_not_accept_are_a_permanent_error_that_says_so():
+    litellm = import_litellm()
+    exc = litellm.exceptions.UnsupportedParamsError(
+        message="size 7x7 is not supported", llm_provider="openai", model="gpt-image-1"
+    )
+    mapped = map_error(exc)
+    assert type(mapped) is PermanentGenerationError
+    assert "does not accept the site's image settings" in mapped.user_message
+    assert "size 7x7" in mapped.detail
+
+
+def test_check_says_which_extra_to_install_when_litellm_is_missing(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "litellm" else real_find_spec(name, *args),
+    )
+    messages = LiteLLMBackend(model="openai/gpt-image-1").check()
+    assert [m.id for m in messages] == ["page_images.E020"]
+    assert "django-page-images[litellm]" in messages[0].hint
+
+
+def test_prepare_imports_litellm_before_the_first_job(monkeypatch):
+    from page_images.backends import litellm as module
+
+    imported = []
+    monkeypatch.setattr(module, "import_litellm", lambda: imported.append("litellm"))
+    LiteLLMBackend(model="openai/gpt-image-1").prepare()
+    assert imported == ["litellm"]

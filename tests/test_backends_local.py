@@ -39,3 +39,20 @@ def test_unknown_options_are_reported():
     (message,) = LocalBackend(colour="red").check()
     assert message.id == "page_images.E030"
     assert LocalBackend(delay=1).check() == []
+
+
+def test_an_empty_prompt_gets_a_picture_without_a_caption():
+    result = LocalBackend().generate(ImageRequest("", width=64, height=48))
+    with Image.open(io.BytesIO(result.content)) as picture:
+        assert (picture.format, picture.size) == ("PNG", (64, 48))
+    assert result.content != LocalBackend().generate(ImageRequest("x", width=64, height=48)).content
+
+
+def test_a_backend_has_no_check_messages_unless_it_says_so():
+    from page_images.backends.base import BaseBackend, GeneratedImage
+
+    class Minimal(BaseBackend):
+        def generate(self, request: ImageRequest) -> GeneratedImage:
+            raise NotImplementedError
+
+    assert Minimal().check() == []

@@ -2,122 +2,42 @@
 
 The stack is started by example_project/run_demo.py itself (what `make demo` runs): migrations,
 seed, uvicorn and a Celery worker on the filesystem transport, the LocalBackend and the file event
-bus, in a temporary folder. Playwright drives Debian's Chromium (no browser download).
-Screenshots of each state are saved under test-artifacts/browser/.
+bus, in a temporary folder (tests/support/demo.py). Playwright drives Debian's Chromium (no browser
+download). Screenshots of each state are saved under test-artifacts/browser/.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests import machine
-from tests.machine import CHROMIUM, LAUNCH_ARGS
+from tests.support.demo import chromium, container, demo_stack, editor_tab, need_browser, shot
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-
-pytestmark = pytest.mark.slow
-
-
-def _need_browser() -> None:
-    if not os.path.exists(CHROMIUM):
-        message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if machine.CI:
-            pytest.fail(message + ", and CI=true forbids skipping", pytrace=False)
-        pytest.skip(message + ": skipped")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytestmark = [pytest.mark.browser, pytest.mark.process]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo stack on a free port, stopped with SIGTERM (Ctrl-C) at the end."""
-    _need_browser()
-    state = tmp_path_factory.mktemp("demo")
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port), "DEMO_STATE_DIR": str(state), "DEMO_DELAY": "2.5"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    log = (state / "demo.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "example_project" / "run_demo.py")],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while not machine.reachable("127.0.0.1", port, timeout=0.5):
-            assert process.poll() is None, (state / "demo.log").read_text()
-            assert time.monotonic() < deadline, "the demo did not start within 90 s"
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=20) == 0, (state / "demo.log").read_text()
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            log.close()
+    need_browser()
+    with demo_stack(tmp_path_factory.mktemp("demo"), job_seconds=2.5) as stack:
+        yield stack.url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    _need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
 def page(browser: Any, demo: str) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 1400})
-    tab = context.new_page()
-    tab.set_default_timeout(20_000)
-    tab.streams = []  # type: ignore[attr-defined]
-    tab.on(
-        "request",
-        lambda request: "/page-images/events/" in request.url and tab.streams.append(request.url),
-    )
-    tab.goto(f"{demo}/accounts/login/?next=/")
-    tab.fill("#id_username", "demo")
-    tab.fill("#id_password", "demo")
-    tab.click("button[type=submit]")
-    tab.wait_for_url(f"{demo}/")
-    yield tab
-    context.close()
-
-
-def shot(tab: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def container(tab: Any, article: int) -> Any:
-    return tab.locator("article.page").nth(article).locator(".page-images")
+    with editor_tab(browser, demo) as tab:
+        yield tab
 
 
 def test_two_chips_become_pictures_without_a_reload_on_one_stream(page: Any) -> None:

@@ -166,7 +166,7 @@ REDIS = "redis://127.0.0.1:1/0"  # never connected to: the check only reads the 
 )
 def test_a_bus_that_cannot_reach_the_worker_warns(settings, events, broker, eager, warned):
     from page_images.checks import check_live_refresh
-    from tests.conftest import celery_app
+    from tests.support.jobs import celery_app
 
     settings.PAGE_IMAGES = {"EVENTS": events}
     with celery_app(broker, task_always_eager=eager):
@@ -219,7 +219,7 @@ def test_rate_limit_format():
 )
 def test_a_redis_broker_without_socket_timeouts_warns(url, options, warned):
     from page_images.checks import check_broker
-    from tests.conftest import celery_app
+    from tests.support.jobs import celery_app
 
     with celery_app(url, broker_transport_options=options):
         messages = check_broker()

@@ -665,3 +665,30 @@ def test_deadline_spans_redirect_hops(server: ImageServer) -> None:
     with pytest.raises(GenerationTimeoutError):
         fetch(server.url("/slow"), timeout=1.0, max_redirects=10)
     assert time.monotonic() - started < 1.8
+
+
+# --- More refusals before any packet (branch `tiers`: coverage gaps) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("https://8.8.8.8/a b.png", "unsafe characters"),  # a space both parsers let through
+        ("https://" + "a" * 64 + ".example/a.png", "bad host name"),  # a DNS label of 64
+        ("http://8.8.8.8/a.png", "plain http to a non-loopback host"),  # loopback allowed only
+    ],
+)
+def test_refused_before_any_connection(url: str, detail: str, connections: Connections) -> None:
+    with pytest.raises(InvalidImageError) as caught:
+        check_url(url, allow_loopback=True)
+    assert detail in caught.value.detail
+    assert connections.attempts == []
+
+
+def test_a_failed_lookup_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_dns(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(TransientGenerationError, match="could not be looked up"):
+        check_url("https://images.example/a.png", allow_loopback=False)

@@ -10,7 +10,7 @@ from page_images.events.memory import InProcessBus
 
 @pytest.fixture
 def celery(request):
-    from tests.conftest import celery_app
+    from tests.support.jobs import celery_app
 
     url, conf = request.param
     with celery_app(url, **conf) as app:

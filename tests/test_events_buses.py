@@ -251,6 +251,7 @@ def publish_from_another_process(path: str, *references: str) -> None:
     )
 
 
+@pytest.mark.process
 def test_file_bus_crosses_processes_from_the_end_of_the_file(tmp_path):
     path = str(tmp_path / "bus")  # missing: created by whoever comes first
     bus = FileBus(path)
@@ -280,6 +281,7 @@ def test_file_bus_creates_its_folder_when_listening_first(tmp_path):
     run(scenario())
 
 
+@pytest.mark.process
 def test_file_bus_rotation_makes_listeners_resync(tmp_path):
     bus = FileBus(str(tmp_path))
     log = tmp_path / "events.log"
@@ -512,3 +514,46 @@ def test_checks_name_the_key_to_fix(tmp_path):
     ]
     assert ids({"BACKEND": file_bus, "OPTIONS": {"path": str(tmp_path)}}) == []
     assert events.RESYNC == RESYNC
+
+
+# --- Configuration and malformed input (branch `tiers`: coverage gaps) --------------------------
+
+
+def test_bus_options_must_be_a_dict():
+    from page_images.events import build_bus
+    from page_images.exceptions import PageImagesConfigurationError
+
+    config = {"BACKEND": "page_images.events.memory.InProcessBus", "OPTIONS": ["url"]}
+    with pytest.raises(PageImagesConfigurationError, match=r"\['OPTIONS'\] must be a dict"):
+        build_bus(config)
+
+
+def test_file_bus_check_refuses_an_empty_path_and_a_file(tmp_path):
+    a_file = tmp_path / "events.log"
+    a_file.write_text("")
+    for path in ("", str(a_file)):
+        assert [m.id for m in FileBus(path).check()] == ["page_images.E044"]
+    assert FileBus(str(tmp_path)).check() == []
+
+
+def test_file_bus_skips_malformed_lines(tmp_path):
+    bus = FileBus(str(tmp_path))
+    bus.publish("testapp.page:0")
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            with open(tmp_path / "events.log", "ab") as file:
+                file.write(b'not json\n{"no": "ref"}\n[1]\n{"ref": 7}\n')
+            bus.publish("testapp.page:1")
+            assert await listening.get() == "testapp.page:1"
+            assert await listening.nothing_within(0.2)
+
+    run(scenario())
+
+
+def test_file_bus_publish_to_a_folder_it_cannot_write_logs_and_returns(tmp_path, caplog):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the folder should be")
+    with caplog.at_level(logging.WARNING, logger="page_images.events"):
+        FileBus(str(blocked)).publish("testapp.page:1")
+    assert "could not publish testapp.page:1" in caplog.text

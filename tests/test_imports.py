@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.process  # each test proves its point in a fresh interpreter
+
 SCRIPT = """
 import sys, django
 django.setup()

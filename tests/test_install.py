@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests import machine
+from tests.servers import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]  # TIERS: process, browser, redis
+pytestmark = [pytest.mark.process, pytest.mark.browser, pytest.mark.redis]
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -54,12 +54,6 @@ def blocks(language: str) -> list[str]:
 def block(language: str, first_line: str) -> str:
     (found,) = [b for b in blocks(language) if b.splitlines()[0].strip() == first_line]
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run(*args: str, cwd: Path, env: dict[str, str]) -> str:

@@ -25,6 +25,7 @@ from page_images.intake import (
     validate_image,
 )
 from tests.reliability import case
+from tests.support.fuzz import examples
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -366,7 +367,7 @@ def test_pillows_own_bomb_guard_is_a_refusal(side: int, kind: str) -> None:
 # --- Properties -------------------------------------------------------------------------------
 
 FUZZ_SETTINGS = hypothesis_settings(
-    max_examples=200,
+    max_examples=examples(200),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],

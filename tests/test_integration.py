@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from page_images.testing import Respond
-from tests.conftest import assert_picture, generate
+from tests.support.jobs import assert_picture, generate
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 

@@ -72,3 +72,8 @@ def test_state(page):
 def test_upload_to_keeps_models_apart(page, settings):
     settings.PAGE_IMAGES = {"UPLOAD_TO": "art"}
     assert image_upload_to(page, "1.png") == "art/testapp/page/1.png"
+
+
+def test_alt_text_is_empty_when_the_model_has_no_prompt_source(page, monkeypatch):
+    monkeypatch.setattr(Page, "image_prompt_field", None)
+    assert page.get_image_alt_text() == ""

@@ -45,7 +45,7 @@ def test_no_limit(settings):
     "Exactly 30 go through; the rest get 429 'Too many images requested. Wait a minute and try "
     "again.'",
 )
-@pytest.mark.parametrize("backend", ["locmem", "redis"])
+@pytest.mark.parametrize("backend", ["locmem", pytest.param("redis", marks=pytest.mark.redis)])
 def test_the_limit_holds_under_a_concurrent_burst(settings, backend):
     if backend == "redis":
         settings.CACHES = {

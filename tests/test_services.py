@@ -20,22 +20,12 @@ from page_images.exceptions import (
 )
 from page_images.models import STALE_CLAIM_MESSAGE
 from page_images.testing import png_bytes
-from tests.conftest import celery_app
-from tests.machine import reachable
 from tests.reliability import case
+from tests.servers import unused_port
+from tests.support.jobs import celery_app
 from tests.testapp.models import Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    assert not reachable("127.0.0.1", port)
-    return port
 
 
 def test_claim_is_taken_once(page):
@@ -161,7 +151,7 @@ def test_empty_prompt_is_refused_before_claiming(make_page, published):
 
 
 def test_broker_down_releases_the_claim_with_a_message(page):
-    with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
+    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"):
         started = time.monotonic()
         with pytest.raises(EnqueueError, match="could not be queued"):
             queueing.request_generation(page)
@@ -174,7 +164,7 @@ def test_broker_down_releases_the_claim_with_a_message(page):
 
 
 def test_broker_down_inside_a_transaction_lands_on_the_record(page):
-    with celery_app(f"redis://127.0.0.1:{free_port()}/0"), transaction.atomic():
+    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"), transaction.atomic():
         assert queueing.request_generation(page) is not None
     page.refresh_from_db()
     assert not page.image_generating
@@ -334,7 +324,7 @@ def test_request_generations_waits_for_the_commit(make_page, published):
 
 def test_request_generations_with_the_broker_down_releases_every_record_at_once(make_page):
     pages = [make_page(f"Page {n}") for n in range(5)]
-    with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
+    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"):
         started = time.monotonic()
         with pytest.raises(EnqueueError, match="could not be queued"):
             queueing.request_generations(pages)
@@ -368,3 +358,10 @@ def test_request_generations_failing_part_way_keeps_the_jobs_already_sent(
         states.append(page.image_state)
     assert states == ["generating", "generating", "error", "error"]
     assert len(published) == 2
+
+
+def test_storing_into_a_field_that_is_not_a_file_field_is_a_type_error(page, monkeypatch):
+    # What system check E010 reports at start-up; the store refuses it too, and writes nothing.
+    monkeypatch.setattr(Page, "image_field_name", "image_text")
+    with pytest.raises(TypeError, match=r"testapp\.Page\.image_text is not a FileField"):
+        claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"))

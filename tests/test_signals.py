@@ -123,9 +123,7 @@ class RewritingBackend(BaseBackend):
         return GeneratedImage(content=png_bytes(32, 32), content_type="image/png")
 
 
-def test_text_edited_during_a_generation_makes_the_picture_again_from_the_new_text(
-    page, settings
-):
+def test_text_edited_during_a_generation_makes_the_picture_again_from_the_new_text(page, settings):
     settings.PAGE_IMAGES = {
         **settings.PAGE_IMAGES,
         "BACKEND": "tests.test_signals.RewritingBackend",

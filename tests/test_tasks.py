@@ -16,9 +16,9 @@ from page_images.exceptions import (
     TransientGenerationError,
 )
 from tests.backends import ScriptedBackend
-from tests.conftest import assert_picture, celery_app, settled, wait_for
 from tests.machine import redis_url
 from tests.reliability import case
+from tests.support.jobs import assert_picture, celery_app, settled, wait_for
 from tests.testapp.models import Note, Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -199,13 +199,16 @@ def test_enqueue_sends_the_time_limits(page, published, settings):
     assert message["routing_key"] == "pictures"
 
 
+@pytest.mark.worker
+@pytest.mark.redis
 def test_a_worker_without_prefetch_takes_no_more_jobs_than_it_has_threads(make_page, settings):
     # docs/deployment.md's --disable-prefetch: with prefetching, a busy worker kept jobs it had no
     # thread for while another worker, idle, could not run them. Redis only, as in Celery. A worker
     # of its own: two in one process would share celery.worker.state.
     settings.PAGE_IMAGES = {
         "BACKEND": "page_images.backends.local.LocalBackend",
-        "OPTIONS": {"delay": 3.0},
+        # Each job outlasts the look below by a second: no thread frees up while we look.
+        "OPTIONS": {"delay": 1.5},
         "SIZE": "64x64",
     }
     pages = [make_page(f"A harbour at night, number {n}") for n in range(4)]
@@ -222,7 +225,7 @@ def test_a_worker_without_prefetch_takes_no_more_jobs_than_it_has_threads(make_p
 
         queueing.request_generations(pages)
         wait_for(lambda: waiting() <= 2)  # two jobs taken, one per thread
-        time.sleep(1.0)  # time enough for the consumer to reserve more, if it would
+        time.sleep(0.5)  # a prefetching consumer reserves within milliseconds: ample time
         assert waiting() == 2, "the two other jobs wait in the broker for a free thread"
         for page in pages:
             wait_for(settled(page), timeout=30)

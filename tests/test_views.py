@@ -13,32 +13,18 @@ from django.urls import reverse
 from page_images import claims
 from page_images.references import SALT, sign_record
 from page_images.testing import png_bytes
-from tests.conftest import celery_app
 from tests.reliability import case
-from tests.test_services import free_port
+from tests.servers import unused_port
+from tests.support.jobs import celery_app
+from tests.support.web import HTMX, TRIGGER, client_for, post
 from tests.testapp.models import Note, Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
-TRIGGER = "/page-images/generate/"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
-
-
-def client_for(user, **kwargs):
-    client = Client(**kwargs)
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def post(client, page, **extra):
-    data = {"ref": sign_record(page) if not isinstance(page, str) else page, "next": "/stories/"}
-    return client.post(TRIGGER, data, **{**HTMX, **extra})
 
 
 def test_urls():
@@ -268,7 +254,7 @@ def test_empty_prompt_explains_itself(editor, make_page, published):
     "claim is released.",
 )
 def test_broker_down_is_503_with_a_message_and_nothing_claimed(editor, page):
-    with celery_app(f"redis://127.0.0.1:{free_port()}/0"):
+    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"):
         response = post(client_for(editor), page)
     assert response.status_code == 503
     assert "could not be queued" in response.content.decode()
@@ -381,3 +367,11 @@ def test_multipart_charset_that_is_no_text_encoding_is_a_bad_request(editor, pag
     assert response.status_code == 400
     assert "could not be read" in response.content.decode()
     assert published == []
+
+
+def test_fragment_of_a_deleted_record_is_404_with_a_message(page, editor):
+    reference = sign_record(page)
+    page.delete()
+    response = client_for(editor).get("/page-images/fragment/", {"ref": reference})
+    assert response.status_code == 404
+    assert "This record no longer exists." in response.content.decode()

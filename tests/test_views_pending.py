@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from django.test import Client
 
 from page_images.references import sign_record
+from tests.servers import unused_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 TRIGGER = "/page-images/generate/"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def click(user, page):
@@ -28,9 +21,9 @@ def click(user, page):
 
 
 def test_the_broker_failure_is_said_once(editor, page, settings):
-    from tests.conftest import celery_app
+    from tests.support.jobs import celery_app
 
-    with celery_app(f"redis://127.0.0.1:{closed_port()}/0"):
+    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"):
         response = click(editor, page)
     assert response.status_code == 503
     assert response.content.decode().count("could not be queued") == 1
@@ -40,7 +33,7 @@ def test_a_cache_outage_answers_503_with_the_containers_message(editor, page, se
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
+            "LOCATION": f"redis://127.0.0.1:{unused_port()}/0",
         }
     }
     response = click(editor, page)

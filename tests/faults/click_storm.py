@@ -16,7 +16,7 @@ from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
 from page_images.references import sign_record
-from tests.conftest import settled, wait_for
+from tests.support.jobs import real_worker_only, settled, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -34,6 +34,7 @@ def editors(django_user_model, count):
     return users
 
 
+@real_worker_only
 def test_storm(page, provider, litellm_settings, django_user_model, published):
     assert connection.vendor == "postgresql"
     sessions = []

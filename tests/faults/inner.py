@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_pytest(*args: str, env: dict[str, str | None]) -> tuple[int, str]:
-    """Run pytest on ``args`` from the repository root; ``env`` adds (or, with None, removes)
-    variables. Returns the exit code and the output."""
+    """Run pytest (the full tier: whatever the guarding tests need) on ``args`` from the
+    repository root; ``env`` adds (or, with None, removes) variables. Returns the exit code and
+    the output."""
     environment = {**os.environ}
     for key, value in env.items():
         if value is None:
@@ -21,7 +22,7 @@ def run_pytest(*args: str, env: dict[str, str | None]) -> tuple[int, str]:
         else:
             environment[key] = value
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "-p", "no:randomly", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "--tier=all", *args, "-p", "no:randomly"],
         cwd=ROOT,
         env=environment,
         capture_output=True,

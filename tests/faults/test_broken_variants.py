@@ -13,7 +13,7 @@ import pytest
 from tests.faults.inner import run_pytest
 from tests.reliability import case
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.process
 
 GUARDS = {
     "racy-claim": ["tests/faults/test_concurrent_clicks.py::test_fifty_concurrent_clicks"],

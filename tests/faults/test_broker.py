@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import celery_app
 from tests.reliability import case
-from tests.test_services import free_port
-from tests.test_views import client_for, post
+from tests.servers import unused_port
+from tests.support.jobs import celery_app
+from tests.support.web import client_for, post
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -84,7 +84,7 @@ def assert_refused_then_retry_works(editor, page, response, elapsed):
     "unreachable). Try again.' in the container; the chip comes back; the next click works.",
 )
 def test_unreachable_broker_answers_within_the_bound(editor, page):
-    with celery_app(f"redis://127.0.0.1:{free_port()}/0", broker_transport_options=FAST):
+    with celery_app(f"redis://127.0.0.1:{unused_port()}/0", broker_transport_options=FAST):
         response, elapsed = click_and_time(editor, page)
     print(f"unreachable broker: the click answered in {elapsed:.2f}s")
     assert_refused_then_retry_works(editor, page, response, elapsed)

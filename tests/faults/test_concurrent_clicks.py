@@ -14,12 +14,12 @@ import redis
 from django.db import connection
 
 from page_images import claims, queueing
-from tests.conftest import celery_app
 from tests.machine import redis_url
 from tests.reliability import case
+from tests.support.jobs import celery_app
 from tests.testapp.models import Page
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 CLICKS = 50
 ROUNDS = 20

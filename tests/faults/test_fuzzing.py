@@ -60,6 +60,7 @@ from page_images.live.tokens import sign_references, unsign_references
 from page_images.references import SALT, sign_record
 from page_images.testing import png_bytes
 from tests.reliability import case
+from tests.support.fuzz import examples
 from tests.testapp.models import Note, Page, Poster
 
 if TYPE_CHECKING:
@@ -80,8 +81,9 @@ STREAM_SALT = "page_images.stream"
 
 
 def fuzz_settings(max_examples: int) -> hypothesis_settings:
+    """Derandomized, so a failure reproduces; ``max_examples`` is the ci profile's count."""
     return hypothesis_settings(
-        max_examples=max_examples,
+        max_examples=examples(max_examples),
         deadline=None,
         database=None,
         derandomize=True,

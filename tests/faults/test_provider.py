@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from page_images.testing import Respond
-from tests.conftest import assert_picture, generate
 from tests.reliability import case
+from tests.support.jobs import assert_picture, generate
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -79,7 +79,9 @@ def test_bad_api_key_fails_at_once_and_says_so(page, provider, litellm_settings)
     "'The image service took too long to answer. Try again.'",
 )
 def test_provider_hangs_past_the_deadline(page, provider, litellm_settings, settings):
-    settings.PAGE_IMAGES = {**litellm_settings, "MAX_RETRIES": 0}
+    # A one-second request deadline: the fake hangs for 30, so the deadline is what ends it.
+    options = {**litellm_settings["OPTIONS"], "timeout": 1}
+    settings.PAGE_IMAGES = {**litellm_settings, "OPTIONS": options, "MAX_RETRIES": 0}
     provider.push(Respond.hang(30))
     generate(page)
     assert page.image_state == "error"

@@ -17,8 +17,8 @@ from celery.signals import task_postrun
 
 from page_images import queueing
 from page_images.testing import Respond
-from tests.conftest import wait_for
 from tests.reliability import case
+from tests.support.jobs import real_worker_only, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
     "A job whose claim went stale answers after the newer job stored its picture",
     "The newer picture stays; the stale picture is discarded and its file deleted.",
 )
+@real_worker_only
 def test_a_stale_job_never_overwrites_a_newer_picture(
     page, provider, litellm_settings, settings, caplog
 ):

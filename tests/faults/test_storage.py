@@ -16,8 +16,8 @@ from celery.signals import task_postrun
 from page_images import queueing
 from page_images.exceptions import StorageWriteError
 from page_images.testing import Respond
-from tests.conftest import assert_picture, generate, wait_for
 from tests.reliability import case
+from tests.support.jobs import assert_picture, generate, real_worker_only, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -57,6 +57,7 @@ def test_disk_full_leaves_no_partial_file_and_a_readable_error(
     "The record is deleted while its job waits for the provider",
     "The job ends cleanly (no error, no retry); the picture is discarded, no file left behind.",
 )
+@real_worker_only
 def test_record_deleted_while_its_job_runs(page, provider, litellm_settings, settings):
     ended = threading.Event()
     states: list[str] = []

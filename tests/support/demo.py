@@ -1,0 +1,157 @@
+"""The demo stack and headless Chromium, for the tests that use the site as an editor does.
+
+The stack is started by example_project/run_demo.py itself (what `make demo` runs): migrations,
+seed, uvicorn and a Celery worker, the LocalBackend, in a folder of the test's own, on a free
+port; without ``redis_url`` on the filesystem transport and the file event bus, with it on Redis
+for both. Playwright drives Debian's Chromium (no browser download). Screenshots go under
+test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests import machine
+from tests.servers import free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+#: The demo must answer this soon after it was started (migrations and seed included).
+START_SECONDS = 90
+
+
+@dataclass
+class Demo:
+    url: str
+    state: Path
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def image_of(self, page_id: str) -> str:
+        """The page's stored image name, read straight from the demo's database."""
+        with contextlib.closing(sqlite3.connect(self.state / "db.sqlite3", timeout=20)) as db:
+            row = db.execute("SELECT image FROM stories_page WHERE id = ?", (page_id,)).fetchone()
+        return str(row[0] or "") if row else ""
+
+
+def need_browser() -> None:
+    """Skip (laptop) or fail (CI) when Debian's Chromium is missing."""
+    if not os.path.exists(machine.CHROMIUM):
+        message = f"Chromium is not installed at {machine.CHROMIUM} (apt-get install chromium)"
+        if machine.CI:
+            pytest.fail(message + ", and CI=true forbids skipping", pytrace=False)
+        pytest.skip(message + ": skipped")
+
+
+@contextlib.contextmanager
+def demo_stack(state: Path, *, job_seconds: float, redis_url: str | None = None) -> Iterator[Demo]:
+    """Run the demo in ``state`` until the block ends; stop it with SIGTERM (Ctrl-C), as a
+    person does, and require a clean exit. The LocalBackend takes ``job_seconds`` per picture."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DEMO_STATE_DIR": str(state),
+        "DEMO_DELAY": str(job_seconds),
+    }
+    for name in ("DJANGO_SETTINGS_MODULE", "DEMO_DATABASE", "PAGE_IMAGES_MODEL", "REDIS_URL"):
+        env.pop(name, None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    demo = Demo(f"http://127.0.0.1:{port}", state, state / "demo.log")
+    with demo.log.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "example_project" / "run_demo.py")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        # Both halves up: uvicorn answers, and the worker has said " ready.".
+        while not (
+            machine.reachable("127.0.0.1", port, timeout=0.5)
+            and b" ready." in demo.log.read_bytes()
+        ):
+            assert process.poll() is None, demo.log_text()
+            assert time.monotonic() < deadline, f"the demo did not start within {START_SECONDS} s"
+            time.sleep(0.3)
+        yield demo
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=30) == 0, demo.log_text()
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Headless Debian Chromium under Playwright, closed at the end."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=machine.CHROMIUM, args=machine.LAUNCH_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def editor_tab(browser: Any, url: str) -> Iterator[Any]:
+    """A tab of its own, logged in as the demo's editor, on the front page (every story).
+
+    ``tab.streams`` lists the event-stream requests: one, unless the stream had to reopen.
+    """
+    context = browser.new_context(viewport={"width": 1100, "height": 1400})
+    try:
+        tab: Any = context.new_page()
+        tab.set_default_timeout(20_000)
+        tab.streams = []
+
+        def on_request(request: Any) -> None:
+            if "/page-images/events/" in request.url:
+                tab.streams.append(request.url)
+
+        tab.on("request", on_request)
+        tab.goto(f"{url}/accounts/login/?next=/")
+        tab.fill("#id_username", "demo")
+        tab.fill("#id_password", "demo")
+        tab.click("button[type=submit]")
+        tab.wait_for_url(f"{url}/")
+        yield tab
+    finally:
+        context.close()
+
+
+def shot(tab: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def container(tab: Any, article: int) -> Any:
+    """The image container of the ``article``-th page on the front page."""
+    return tab.locator("article.page").nth(article).locator(".page-images")
