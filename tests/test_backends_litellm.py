@@ -181,3 +181,16 @@ def test_prepare_imports_litellm_before_the_first_job(monkeypatch):
     monkeypatch.setattr(module, "import_litellm", lambda: imported.append("litellm"))
     LiteLLMBackend(model="openai/gpt-image-1").prepare()
     assert imported == ["litellm"]
+
+
+@pytest.mark.django_db
+def test_the_rate_limit_message_does_not_promise_a_retry(provider, litellm_settings):
+    # Editors read it only once the job has given up: "the job will try again" would be a lie.
+    from page_images.backends import get_backend
+    from page_images.backends.base import ImageRequest
+
+    provider.push(Respond.rate_limited())
+    with pytest.raises(TransientGenerationError) as caught:
+        get_backend().generate(ImageRequest(prompt="a fox", width=64, height=64))
+    assert "will try again" not in caught.value.user_message
+    assert "Try again" in caught.value.user_message

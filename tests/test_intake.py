@@ -416,3 +416,18 @@ def test_mutated_pngs_only_ever_raise_invalid_image(edits: list[tuple[int, int]]
     for position, value in edits:
         content[position] = value
     _validate_or_refuse(bytes(content[:cut]))
+
+
+def animated_png(frames: int, size: int = 100) -> bytes:
+    pictures = [Image.new("RGB", (size, size), (n * 8 % 256, 0, 0)) for n in range(frames)]
+    out = io.BytesIO()
+    pictures[0].save(out, format="PNG", save_all=True, append_images=pictures[1:])
+    return out.getvalue()
+
+
+def test_every_frame_of_an_animation_counts_against_max_pixels():
+    assert validate_image(animated_png(1), max_pixels=100_000).width == 100
+    with pytest.raises(InvalidImageError) as caught:
+        validate_image(animated_png(30), max_pixels=100_000)
+    assert caught.value.user_message == TOO_MANY_PIXELS
+    assert "100x100 x 30 frames > MAX_PIXELS 100000" in caught.value.detail

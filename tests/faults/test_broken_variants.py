@@ -18,7 +18,7 @@ pytestmark = pytest.mark.process
 GUARDS = {
     "racy-claim": ["tests/faults/test_concurrent_clicks.py::test_fifty_concurrent_clicks"],
     "stale-overwrite": [
-        "tests/test_services.py::test_a_stale_job_cannot_overwrite_and_leaves_no_file",
+        "tests/test_claims.py::test_a_stale_job_cannot_overwrite_and_leaves_no_file",
         "tests/faults/test_racing_jobs.py::test_a_stale_job_never_overwrites_a_newer_picture",
     ],
     "no-permission-check": [

@@ -93,3 +93,15 @@ def assert_picture(instance: Any, size: tuple[int, int] = (64, 64)) -> None:
     assert instance.image_state == "ready", instance.image_error
     with Image.open(instance.image_file.path) as picture:
         assert picture.size == size
+
+
+def with_picture(instance: Any) -> Any:
+    """``instance`` with a stored picture, put there the way a job does."""
+    from django.core.files.base import ContentFile
+
+    from page_images import claims
+    from page_images.testing import png_bytes
+
+    token = claims.claim(instance)
+    claims.set_image_and_notify(instance, ContentFile(png_bytes(), name="a.png"), token=token)
+    return instance

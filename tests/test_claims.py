@@ -1,28 +1,23 @@
+"""The claim's state changes: claim, run, requeue, release, fail, store, cancel, sweep."""
+
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
-from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from page_images import claims, queueing, signals
+from page_images import claims, signals
 from page_images.exceptions import (
-    EmptyPromptError,
-    EnqueueError,
     StaleClaimError,
     StorageWriteError,
 )
 from page_images.models import STALE_CLAIM_MESSAGE
 from page_images.testing import png_bytes
 from tests.reliability import case
-from tests.servers import unused_port
-from tests.support.jobs import celery_app
 from tests.testapp.models import Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,74 +96,6 @@ def test_touch_renews_only_a_held_claim(page):
     page.refresh_from_db()
     assert page.image_started_at is None  # waiting for its retry: queue time again
     assert not claims.touch_claim(Page, page.pk, uuid.uuid4())
-
-
-def test_request_generation_claims_and_enqueues_one_job(page, published):
-    started = []
-    signals.generation_started.connect(
-        lambda **kw: started.append(kw), weak=False, dispatch_uid="t"
-    )
-    try:
-        token = queueing.request_generation(page, user="editor")
-    finally:
-        signals.generation_started.disconnect(dispatch_uid="t")
-    assert token is not None
-    assert [m["task"] for m in published] == ["page_images.generate"]
-    assert started[0]["user"] == "editor"
-    assert started[0]["token"] == token
-    assert queueing.request_generation(Page.objects.get(pk=page.pk)) is None
-    assert len(published) == 1
-
-
-def test_replace_false_leaves_a_record_with_a_picture_alone(page, published):
-    token = claims.claim(page)
-    claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
-    assert queueing.request_generation(page, replace=False) is None
-    assert published == []
-    assert queueing.request_generation(page) is not None  # the default regenerates
-    assert len(published) == 1
-
-
-def test_replace_false_still_claims_a_record_without_a_picture(page, published):
-    assert queueing.request_generation(page, replace=False) is not None
-    assert len(published) == 1
-
-
-def test_request_generation_waits_for_the_commit(page, published):
-    with transaction.atomic():
-        queueing.request_generation(page)
-        assert published == []
-    assert len(published) == 1
-
-
-def test_empty_prompt_is_refused_before_claiming(make_page, published):
-    page = make_page("   ")
-    with pytest.raises(EmptyPromptError, match="no text"):
-        queueing.request_generation(page)
-    page.refresh_from_db()
-    assert not page.image_generating
-    assert published == []
-
-
-def test_broker_down_releases_the_claim_with_a_message(page):
-    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"):
-        started = time.monotonic()
-        with pytest.raises(EnqueueError, match="could not be queued"):
-            queueing.request_generation(page)
-        elapsed = time.monotonic() - started
-    assert elapsed < 10, elapsed
-    page.refresh_from_db()
-    assert not page.image_generating
-    assert "could not be queued" in page.image_error
-    assert page.image_state == "error"
-
-
-def test_broker_down_inside_a_transaction_lands_on_the_record(page):
-    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"), transaction.atomic():
-        assert queueing.request_generation(page) is not None
-    page.refresh_from_db()
-    assert not page.image_generating
-    assert "could not be queued" in page.image_error
 
 
 def test_set_image_and_notify_stores_and_releases(page):
@@ -262,102 +189,6 @@ def test_release_stale_claims(make_page, settings):
     assert (stale.image_generating, stale.image_error) == (False, claims.STALE_CLAIM_MESSAGE)
     assert fresh.image_generating
     assert not idle.image_generating
-
-
-def with_picture(page):
-    token = claims.claim(page)
-    claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
-    return page
-
-
-def test_request_generations_claims_each_record_once_and_queues_its_job(make_page, published):
-    fresh = [make_page(f"A lighthouse, number {n}") for n in range(5)]
-    busy = make_page("Already being drawn")
-    assert claims.claim(busy) is not None
-    pictured = with_picture(make_page("Already drawn"))
-    empty = make_page("  ")
-    records = [fresh[0], busy, *fresh[1:3], pictured, empty, *fresh[3:], fresh[0]]
-    started = queueing.request_generations(records)
-    assert [page.pk for page in started] == [page.pk for page in fresh]  # in order, once each
-    assert len(published) == len(fresh)
-    jobs = [message["body"][0][0] for message in published]  # (args, kwargs, embed)
-    assert sorted(jobs, key=lambda job: int(job["pk"])) == [
-        {"label": "testapp.Page", "pk": str(p.pk), "token": str(p.image_claim_token)} for p in fresh
-    ]
-    assert {m["headers"]["argsrepr"] for m in published} == {
-        repr((p.image_reference,)) for p in fresh
-    }
-    for page in fresh:
-        page.refresh_from_db()
-        assert page.image_generating
-    for page in (pictured, empty):
-        page.refresh_from_db()
-        assert not page.image_generating
-    assert queueing.request_generations(fresh) == []  # all running: nothing queued twice
-    assert len(published) == len(fresh)
-
-
-def test_request_generations_replaces_pictures_only_when_asked(make_page, published):
-    pictured = with_picture(make_page())
-    assert queueing.request_generations([pictured]) == []
-    assert queueing.request_generations([pictured], replace=True) == [pictured]
-    assert len(published) == 1
-
-
-def test_request_generations_claims_in_batches(make_page, published):
-    pages = [make_page(f"Page {n}") for n in range(5)]
-    with CaptureQueriesContext(connection) as queries:
-        started = queueing.request_generations(pages, batch_size=3)
-    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) == 2  # one claim per batch, whatever the number of records
-    assert len(started) == len(published) == 5
-    with pytest.raises(ValueError, match="batch_size"):
-        queueing.request_generations(pages, batch_size=0)
-
-
-def test_request_generations_waits_for_the_commit(make_page, published):
-    with transaction.atomic():
-        queueing.request_generations([make_page(), make_page("Another text")])
-        assert published == []
-    assert len(published) == 2
-
-
-def test_request_generations_with_the_broker_down_releases_every_record_at_once(make_page):
-    pages = [make_page(f"Page {n}") for n in range(5)]
-    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"):
-        started = time.monotonic()
-        with pytest.raises(EnqueueError, match="could not be queued"):
-            queueing.request_generations(pages)
-        elapsed = time.monotonic() - started
-    assert elapsed < 10, "one publish retry sequence, not one per record"
-    for page in pages:
-        page.refresh_from_db()
-        assert page.image_state == "error"
-        assert "could not be queued" in page.image_error
-
-
-def test_request_generations_failing_part_way_keeps_the_jobs_already_sent(
-    make_page, published, monkeypatch
-):
-    from page_images import queueing
-
-    pages = [make_page(f"Page {n}") for n in range(4)]
-    send = queueing.enqueue_generation
-
-    def fail_third(instance, token, **kwargs):
-        if len(published) == 2:
-            raise ConnectionError("broker went away")
-        send(instance, token, **kwargs)
-
-    monkeypatch.setattr(queueing, "enqueue_generation", fail_third)
-    with pytest.raises(EnqueueError):
-        queueing.request_generations(pages)
-    states = []
-    for page in pages:
-        page.refresh_from_db()
-        states.append(page.image_state)
-    assert states == ["generating", "generating", "error", "error"]
-    assert len(published) == 2
 
 
 def test_storing_into_a_field_that_is_not_a_file_field_is_a_type_error(page, monkeypatch):
