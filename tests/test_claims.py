@@ -196,3 +196,16 @@ def test_storing_into_a_field_that_is_not_a_file_field_is_a_type_error(page, mon
     monkeypatch.setattr(Page, "image_field_name", "image_text")
     with pytest.raises(TypeError, match=r"testapp\.Page\.image_text is not a FileField"):
         claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"))
+
+
+def broken_notifier(instance):
+    """A NOTIFIER (named by its dotted path below) that is down."""
+    raise RuntimeError("the notifier is down")
+
+
+def test_a_failing_notifier_is_logged_never_raised(page, settings, caplog):
+    settings.PAGE_IMAGES = {"NOTIFIER": "tests.test_claims.broken_notifier"}
+    with caplog.at_level(logging.ERROR, logger="page_images.claims"):
+        claims.notify(page)
+    assert f"PAGE_IMAGES['NOTIFIER'] failed for {page.image_reference}" in caplog.text
+    assert "the notifier is down" in caplog.text

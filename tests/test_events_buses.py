@@ -441,3 +441,13 @@ def test_file_bus_publish_to_a_folder_it_cannot_write_logs_and_returns(tmp_path,
     with caplog.at_level(logging.WARNING, logger="page_images.events"):
         FileBus(str(blocked)).publish("testapp.page:1")
     assert "could not publish testapp.page:1" in caplog.text
+
+
+def test_redis_bus_without_the_redis_package_names_the_extra(monkeypatch):
+    from page_images.exceptions import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if the redis extra were not installed
+    bus = RedisBus(url="redis://127.0.0.1:6379/0", channel=unique_channel())
+    assert "page_images.E042" in [message.id for message in bus.check()]
+    with pytest.raises(MissingDependencyError, match="redis"):
+        bus.publish("testapp.page:1")

@@ -191,3 +191,10 @@ def test_a_translated_route_counts_as_following_the_language(settings):
     urlconf.urlpatterns = [path(gettext_lazy("images/"), include("page_images.urls"))]
     settings.ROOT_URLCONF = urlconf
     assert _urls_follow_language()
+
+
+def test_without_a_request_nothing_is_remembered_for_a_stream():
+    from page_images.rendering import remember, rendered_references
+
+    remember(None, "testapp.page:1")  # a tag rendered outside a request: nothing to attach to
+    assert rendered_references(None) == []

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -230,3 +231,25 @@ def test_a_worker_without_prefetch_takes_no_more_jobs_than_it_has_threads(make_p
         for page in pages:
             wait_for(settled(page), timeout=30)
             assert_picture(page)
+
+
+def test_a_job_for_a_record_deleted_before_it_ran_ends_quietly(page, caplog):
+    token = services.claim(page)
+    job = tasks.ImageJob(label=page._meta.label, pk=str(page.pk), token=token)
+    page.delete()
+    with caplog.at_level(logging.INFO, logger="page_images.tasks"):
+        result = tasks.generate_image.apply(args=(job.model_dump(mode="json"),))
+    assert result.successful()
+    assert "no longer holds its claim; skipped" in caplog.text  # its claim went with the row
+    assert ScriptedBackend.calls == []
+
+
+def test_a_backend_that_cannot_prepare_itself_does_not_stop_the_worker(monkeypatch, caplog):
+    def broken(self):
+        raise RuntimeError("no GPU today")
+
+    monkeypatch.setattr(ScriptedBackend, "prepare", broken)
+    with caplog.at_level(logging.ERROR, logger="page_images.tasks"):
+        tasks.prepare_backend()  # what Celery's worker_init signal calls
+    assert "The image backend could not prepare itself" in caplog.text
+    assert "no GPU today" in caplog.text
