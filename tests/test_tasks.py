@@ -234,7 +234,7 @@ def test_a_worker_without_prefetch_takes_no_more_jobs_than_it_has_threads(make_p
 
 
 def test_a_job_for_a_record_deleted_before_it_ran_ends_quietly(page, caplog):
-    token = services.claim(page)
+    token = claims.claim(page)
     job = tasks.ImageJob(label=page._meta.label, pk=str(page.pk), token=token)
     page.delete()
     with caplog.at_level(logging.INFO, logger="page_images.tasks"):
