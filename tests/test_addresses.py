@@ -7,6 +7,11 @@ from page_images.exceptions import InvalidImageError
 from tests.reliability import case
 
 
+@case(
+    "provider-bytes",
+    "A picture URL on the old site-local range fec0::/10",
+    "Refused by the address rule before any connection.",
+)
 @pytest.mark.parametrize("address", ["fec0::1", "feff:ffff::1", "fec0:0:0:1::1"])
 def test_the_old_site_local_range_is_refused(address: str) -> None:
     # fec0::/10 was deprecated in 2004 but some networks still route it internally; Python calls

@@ -7,6 +7,7 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from page_images.checks import check_deployment, check_model, check_models, check_settings
+from tests.reliability import case
 from tests.testapp.models import Page, Poster
 
 
@@ -235,6 +236,11 @@ def _urlconf(*patterns):
     return urlconf
 
 
+@case(
+    "requests",
+    "page_images.urls appended after a catch-all pattern such as include(wagtail_urls)",
+    "System check E015 names the view that answers our URL.",
+)
 def test_our_urls_behind_a_catch_all_are_an_error(settings):
     from django.http import HttpResponse
     from django.urls import include, path, re_path

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests import machine
+from tests.reliability import case
 from tests.servers import free_port
 
 if TYPE_CHECKING:
@@ -305,6 +306,12 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
+@case(
+    "worker",
+    "The README followed in a fresh startproject site; the worker SIGKILLed mid-job",
+    "The picture arrives without a reload; 'did not finish in time' with Try again, no command "
+    "run; a visitor sees neither.",
+)
 @pytest.mark.timeout(600)  # the wheel and a fresh virtualenv with LiteLLM: a minute or two
 def test_the_readme_gives_a_live_picture_a_try_again_after_a_kill_and_nothing_to_visitors(
     site: tuple[Site, str], chromium: Any

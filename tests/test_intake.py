@@ -425,6 +425,11 @@ def animated_png(frames: int, size: int = 100) -> bytes:
     return out.getvalue()
 
 
+@case(
+    "provider-bytes",
+    "An animated PNG or WebP whose frames together pass MAX_PIXELS",
+    "Refused: every frame counts against MAX_PIXELS.",
+)
 def test_every_frame_of_an_animation_counts_against_max_pixels():
     assert validate_image(animated_png(1), max_pixels=100_000).width == 100
     with pytest.raises(InvalidImageError) as caught:

@@ -15,6 +15,7 @@ from page_images.live.tokens import (
     sign_references,
     unsign_references,
 )
+from tests.reliability import case
 
 PAGES = ["testapp.page:1", "testapp.page:2"]
 
@@ -54,6 +55,11 @@ def refused(*args):
     return caught.value.status, caught.value.message
 
 
+@case(
+    "events",
+    "A stream URL used by another session, after logout, or past STREAM_MAX_AGE",
+    "403; the page falls back to polling.",
+)
 def test_the_stream_refuses_another_session_and_an_expired_token(settings):
     settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "STREAM_MAX_AGE": 3600}
     token = sign_references(PAGES, session_key="alice")
@@ -63,6 +69,11 @@ def test_the_stream_refuses_another_session_and_an_expired_token(settings):
     assert (status, "expired" in message) == (403, True)
 
 
+@case(
+    "events",
+    "One session opens more streams than STREAMS_PER_SESSION",
+    "429 past the cap; the cap frees as streams close.",
+)
 def test_one_session_holds_a_bounded_number_of_streams(settings):
     settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "STREAMS_PER_SESSION": 3}
     token = sign_references(PAGES, session_key="alice")

@@ -11,6 +11,7 @@ from page_images import claims, queueing, signals, tasks
 from page_images.backends.base import BaseBackend, GeneratedImage, ImageRequest
 from page_images.testing import png_bytes
 from tests.backends import ScriptedBackend
+from tests.reliability import case
 from tests.testapp.models import Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,6 +53,11 @@ def run_job(instance: Any, token: Any) -> Any:
     return tasks.generate_image.apply(args=(job.model_dump(mode="json"),))
 
 
+@case(
+    "worker",
+    "A host's generation_succeeded receiver raises",
+    "Logged; the picture is stored and announced; the task succeeds.",
+)
 @pytest.mark.parametrize("raising", ["generation_succeeded"], indirect=True)
 def test_a_success_receiver_that_raises_still_stores_and_announces(page, raising, caplog):
     result = run_job(page, claims.claim(page))
@@ -62,6 +68,11 @@ def test_a_success_receiver_that_raises_still_stores_and_announces(page, raising
     assert "the host's post-processing failed" in caplog.text
 
 
+@case(
+    "worker",
+    "A host's generation_started receiver raises",
+    "Logged; the job is queued and the record shows generating.",
+)
 @pytest.mark.parametrize("raising", ["generation_started"], indirect=True)
 def test_a_start_receiver_that_raises_still_queues_the_job(page, raising, published):
     token = queueing.request_generation(page)
@@ -84,6 +95,11 @@ def test_a_failure_receiver_that_raises_still_records_the_error(page, raising):
     assert NOTIFIED[-1] == page.image_reference
 
 
+@case(
+    "storage",
+    "A record deleted while its job waits in the queue",
+    "The job skips and announces the reference, so other tabs re-read it.",
+)
 def test_a_job_that_finds_its_record_deleted_tells_the_pages(page):
     token = claims.claim(page)
     reference = page.image_reference
@@ -123,6 +139,11 @@ class RewritingBackend(BaseBackend):
         return GeneratedImage(content=png_bytes(32, 32), content_type="image/png")
 
 
+@case(
+    "storage",
+    "The record's text is edited while its picture is made",
+    "The picture of the old text is discarded and made again from the new text.",
+)
 def test_text_edited_during_a_generation_makes_the_picture_again_from_the_new_text(page, settings):
     settings.PAGE_IMAGES = {
         **settings.PAGE_IMAGES,

@@ -386,6 +386,11 @@ def click(user, page):
     return client.post(TRIGGER, {"ref": sign_record(page), "next": "/"}, **HTMX)
 
 
+@case(
+    "broker",
+    "Broker unreachable at the click: the answer's message",
+    "503 with the sentence once: the record carries it, the container does not repeat it.",
+)
 def test_the_broker_failure_is_said_once(editor, page, settings):
     from tests.support.jobs import celery_app
 
@@ -395,6 +400,11 @@ def test_the_broker_failure_is_said_once(editor, page, settings):
     assert response.content.decode().count("could not be queued") == 1
 
 
+@case(
+    "requests",
+    "The rate limit's cache (Redis) is down at the click",
+    "503 with 'Clicks cannot be counted right now…' in the container; no job, nothing claimed.",
+)
 def test_a_cache_outage_answers_503_with_the_containers_message(editor, page, settings, published):
     settings.CACHES = {
         "default": {
@@ -419,6 +429,12 @@ def fragment(user, page):
     return client.get("/page-images/fragment/", {"ref": sign_record(page)}, **HTMX)
 
 
+@case(
+    "worker",
+    "A job's worker died mid-job and nobody runs a command",
+    "At CLAIM_TIMEOUT after the attempt started the container re-reads itself: 'did not finish "
+    "in time' with Try again; the click retakes the claim.",
+)
 def test_a_job_presumed_dead_shows_try_again_with_no_command_run(editor, page, settings):
     from datetime import timedelta
 
@@ -444,6 +460,11 @@ def test_a_job_presumed_dead_shows_try_again_with_no_command_run(editor, page, s
     assert page.image_claim_token not in (None, token)
 
 
+@case(
+    "worker",
+    "A job lost from the queue, or one the editor gives up on",
+    "The container's Cancel button releases the claim at once; the chip is back.",
+)
 def test_an_editor_can_cancel_a_queued_job(editor, page, published):
     click(editor, page)
     assert len(published) == 1
@@ -470,6 +491,11 @@ def test_cancel_needs_the_same_permission_as_the_click(reader, page):
     assert page.image_generating
 
 
+@case(
+    "worker",
+    "A cancelled job finishes anyway",
+    "Its picture is discarded; the record stays as the editor left it.",
+)
 def test_a_cancelled_job_discards_its_picture(page, settings):
     from page_images import claims, tasks
 
@@ -482,6 +508,11 @@ def test_a_cancelled_job_discards_its_picture(page, settings):
     assert (page.image_state, page.image.name) == ("empty", "")
 
 
+@case(
+    "storage",
+    "An editor uploads a picture while a job runs (a full save() writes the claim token back)",
+    "The editor's picture stays; the job's is discarded and its claim given back.",
+)
 def test_an_editors_upload_during_a_job_is_kept(page, settings):
     # The admin's save() writes back the whole row, claim token included: the job must still not
     # overwrite the picture an editor chose while it worked.
@@ -517,6 +548,11 @@ def render_for(user, source, **context):
     )
 
 
+@case(
+    "access",
+    "An anonymous visitor views a record whose job is running or failed",
+    "The picture or nothing: no spinner, no refusal text, no event stream.",
+)
 @pytest.mark.parametrize("state", ["generating", "error"])
 def test_a_visitor_sees_neither_spinner_nor_error_nor_a_stream(page, state):
     from django.contrib.auth.models import AnonymousUser
@@ -566,6 +602,11 @@ def test_the_fragment_shows_a_visitor_no_error_text(page):
     assert 'data-state="empty"' in html
 
 
+@case(
+    "access",
+    "A visitor holds the fragment reference of a row the default manager hides",
+    "404 'This record no longer exists.'; no image URL.",
+)
 def test_the_fragment_of_a_row_the_default_manager_hides_is_gone_for_visitors(editor, db):
     from django.contrib.auth.models import Permission
 
@@ -583,6 +624,11 @@ def test_the_fragment_of_a_row_the_default_manager_hides_is_gone_for_visitors(ed
 # --- The stream tag works wherever it is placed ---------------------------------------------
 
 
+@case(
+    "events",
+    "The stream tag placed in <head>, before the containers",
+    "The script asks events/token/ for the page's stream once the containers are there.",
+)
 def test_a_stream_tag_before_the_containers_leaves_the_token_to_the_script(editor, make_page):
     from django.utils import timezone
 
