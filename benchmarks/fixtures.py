@@ -33,7 +33,7 @@ def signed_refs(pks: list[int]) -> list[str]:
     setup_django()
     from django.core import signing
 
-    from page_images.references import SALT
+    from page_images.signer import SALT
 
     signer = signing.Signer(salt=SALT)
     return [signer.sign(f"bench.article:{pk}") for pk in pks]

@@ -167,3 +167,16 @@ def test_the_version_comes_from_the_package_metadata():
     import page_images
 
     assert page_images.__version__ == version("django-page-images")
+
+
+def test_the_asgi_wrapper_imports_before_django_is_set_up():
+    # asgi.py files import it at the top, some before get_asgi_application() sets Django up.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", "from page_images.asgi import EventStreams; print('ok')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr

@@ -14,8 +14,9 @@ from django.test import AsyncRequestFactory, Client, RequestFactory
 from django.urls import include, path
 from django.utils.translation import gettext_lazy
 
-from page_images.references import SALT, RecordSigner, event_key, load_record, sign_record
+from page_images.references import event_key, load_record, sign_record
 from page_images.rendering import _urls_follow_language, container_context
+from page_images.signer import SALT, RecordSigner
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,8 @@ from django.test.client import BOUNDARY, encode_multipart
 from django.urls import reverse
 
 from page_images import claims
-from page_images.references import SALT, sign_record
+from page_images.references import sign_record
+from page_images.signer import SALT
 from page_images.testing import png_bytes
 from tests.reliability import case
 from tests.servers import unused_port

@@ -13,12 +13,11 @@ import re
 from django.apps import apps
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.utils.crypto import salted_hmac
 
 from page_images.exceptions import PageImagesError
 from page_images.models import ImageGeneratingMixin
+from page_images.signer import RecordSigner
 
-SALT = "page_images.record"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -28,28 +27,6 @@ class BadReference(PageImagesError):
 
 class RecordNotFound(PageImagesError):
     """The reference is genuine but its record no longer exists."""
-
-
-class RecordSigner(signing.Signer):
-    """The signer of record references, whose HMAC key is derived once rather than once per value.
-
-    The signatures are ``Signer(salt=SALT)``'s own, byte for byte: ``signature`` is
-    ``signing.base64_hmac(salt + "signer", value, key)``, but the key derivation inside
-    ``salted_hmac`` (a hash of the secret) is done once per signer and the keyed HMAC copied for
-    each value, so a page signs its hundreds of records with one signer. Any other key (a
-    fallback, when unsigning) goes Django's way.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(salt=SALT)
-        self._keyed = salted_hmac(SALT + "signer", b"", self.key, algorithm=self.algorithm)
-
-    def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
-        if key is not None and key != self.key:
-            return super().signature(value, key)
-        mac = self._keyed.copy()
-        mac.update(value.encode() if isinstance(value, str) else value)
-        return signing.b64_encode(mac.digest()).decode()
 
 
 def sign_record(instance: ImageGeneratingMixin) -> str:

@@ -35,7 +35,8 @@ from django.utils.translation import get_language, gettext_lazy
 from page_images.conf import app_settings
 from page_images.events import get_bus
 from page_images.permissions import can_generate
-from page_images.references import RecordSigner, event_key
+from page_images.references import event_key
+from page_images.signer import RecordSigner
 
 if TYPE_CHECKING:
     from datetime import datetime

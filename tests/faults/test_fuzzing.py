@@ -57,7 +57,8 @@ from page_images.intake import validate_image
 from page_images.live.hub import get_hub, reset_hubs
 from page_images.live.stream import MAX_REFERENCES
 from page_images.live.tokens import sign_references, unsign_references
-from page_images.references import SALT, sign_record
+from page_images.references import sign_record
+from page_images.signer import SALT
 from page_images.testing import png_bytes
 from tests.reliability import case
 from tests.support.fuzz import examples

@@ -37,7 +37,7 @@ from page_images.live.tokens import (
     sign_references,
     unsign_references,
 )
-from page_images.references import RecordSigner
+from page_images.signer import RecordSigner
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
