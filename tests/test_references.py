@@ -4,13 +4,13 @@ import pytest
 from django.core import signing
 
 from page_images.references import (
-    SALT,
     BadReference,
     RecordNotFound,
     event_key,
     load_record,
     sign_record,
 )
+from page_images.signer import SALT
 from tests.reliability import case
 from tests.testapp.models import Note, Page
 
