@@ -37,7 +37,7 @@ def session_binding(session_key: str | None) -> str:
     """
     if not session_key:
         return ""
-    return salted_hmac(SALT + ".session", session_key).hexdigest()[:24]
+    return salted_hmac(SALT + ".session", session_key, algorithm="sha256").hexdigest()[:24]
 
 
 def sign_references(references: Iterable[str], *, session_key: str | None = None) -> str:
