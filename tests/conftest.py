@@ -15,7 +15,7 @@ from tests.support.jobs import EAGER, REAL_WORKER, celery_app
 from tests.testapp.models import Page, Poster, Story
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Generator, Iterator
 
     from celery import Celery
 
@@ -197,3 +197,20 @@ def editor(django_user_model: Any) -> Any:
 def reader(django_user_model: Any) -> Any:
     """A logged-in user without any permission."""
     return django_user_model.objects.create_user("reader", password="pw")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed browser test says what the browser and the stack saw (tests/support/demo.py):
+    a flake in CI is then a report to read, not a guess."""
+    report = yield
+    tab = getattr(item, "funcargs", {}).get("page")
+    evidence = getattr(tab, "evidence", None)
+    if report.when == "call" and report.failed and callable(evidence):
+        try:
+            report.sections.append(("browser and stack", evidence()))
+        except Exception as exc:  # the browser itself may be what failed
+            report.sections.append(("browser and stack", f"no evidence: {exc!r}"))
+    return report

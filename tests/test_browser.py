@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.demo import chromium, container, demo_stack, editor_tab, need_browser, shot
+from tests.support.demo import (
+    Demo,
+    chromium,
+    container,
+    demo_stack,
+    editor_tab,
+    need_browser,
+    shot,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,11 +29,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.process]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The demo stack on a free port, stopped with SIGTERM (Ctrl-C) at the end."""
     need_browser()
-    with demo_stack(tmp_path_factory.mktemp("demo"), job_seconds=2.5) as stack:
-        yield stack.url
+    with demo_stack(tmp_path_factory.mktemp("demo"), job_seconds=2.5) as running:
+        yield running
+
+
+@pytest.fixture
+def demo(stack: Demo) -> str:
+    return stack.url
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +48,8 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, demo: str) -> Iterator[Any]:
-    with editor_tab(browser, demo) as tab:
+def page(browser: Any, stack: Demo) -> Iterator[Any]:
+    with editor_tab(browser, stack.url, stack) as tab:
         yield tab
 
 

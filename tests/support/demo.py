@@ -121,22 +121,40 @@ def chromium() -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def editor_tab(browser: Any, url: str) -> Iterator[Any]:
+def editor_tab(browser: Any, url: str, stack: Demo | None = None) -> Iterator[Any]:
     """A tab of its own, logged in as the demo's editor, on the front page (every story).
 
     ``tab.streams`` lists the event-stream requests: one, unless the stream had to reopen.
+    ``tab.evidence()`` is what a failed test reports (tests/conftest.py): the browser's console
+    and requests, the containers' markup and the end of the stack's log.
     """
     context = browser.new_context(viewport={"width": 1100, "height": 1400})
     try:
         tab: Any = context.new_page()
         tab.set_default_timeout(20_000)
         tab.streams = []
+        seen: list[str] = []
 
         def on_request(request: Any) -> None:
+            seen.append(f"{time.strftime('%H:%M:%S')} {request.method} {request.url}")
             if "/page-images/events/" in request.url:
                 tab.streams.append(request.url)
 
+        def evidence() -> str:
+            boxes = tab.eval_on_selector_all(".page-images", "all => all.map(b => b.outerHTML)")
+            parts = [
+                "requests:\n" + "\n".join(seen[-40:]),
+                "console:\n" + "\n".join(console[-40:]),
+                "containers:\n" + "\n".join(boxes),
+            ]
+            if stack is not None:
+                parts.append("stack log (end):\n" + stack.log_text()[-6000:])
+            return "\n\n".join(parts)
+
+        console: list[str] = []
         tab.on("request", on_request)
+        tab.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+        tab.evidence = evidence
         tab.goto(f"{url}/accounts/login/?next=/")
         tab.fill("#id_username", "demo")
         tab.fill("#id_password", "demo")
