@@ -8,6 +8,7 @@ download). Screenshots of each state are saved under test-artifacts/browser/.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -101,3 +102,45 @@ def test_a_refusal_shows_its_message_and_retry_works(page: Any, demo: str) -> No
     container(page, 5).get_by_role("button", name="Try again").click()
     container(page, 5).locator("img.page-images-image").wait_for()
     shot(page, "6-retried")
+
+
+def test_a_cancelled_job_gives_the_chip_back_and_its_picture_never_lands(
+    page: Any, stack: Demo
+) -> None:
+    target = container(page, 2)
+    article_id = page.locator("article.page").nth(2).get_attribute("id").removeprefix("page-")
+    target.get_by_role("button", name="Generate image").click()
+    container(page, 2).get_by_role("button", name="Cancel").click()
+    container(page, 2).get_by_role("button", name="Generate image").wait_for()
+    shot(page, "7-cancelled")
+    # The job runs on to its end (2.5 s); its picture is discarded, and the page stays as it is.
+    deadline = time.monotonic() + 20
+    ends = ("lost its claim while running", "no longer holds its claim")
+    while not any(f"stories:{article_id} {end}" in stack.log_text() for end in ends):
+        assert time.monotonic() < deadline, "the cancelled job did not end within 20 s"
+        time.sleep(0.2)
+    page.wait_for_timeout(500)  # an event, had one been sent, would have landed by now
+    assert container(page, 2).get_attribute("data-state") == "empty"
+    assert container(page, 2).locator("img").count() == 0
+    assert stack.image_of(article_id) == ""
+
+
+def test_a_click_that_a_foreign_page_answers_says_it_failed(page: Any) -> None:
+    # A proxy in front of the site answers the click with its own error page (a 502): the editor
+    # is told, where they clicked, instead of a click that does nothing. (A 404 from a URL pattern
+    # that shadows ours is shown the same way with DEBUG=False; with DEBUG=True, as in the demo,
+    # django-htmx's debug handler shows Django's 404 page instead, which names the URL patterns.)
+    page.route(
+        "**/page-images/generate/",
+        lambda route: route.fulfill(
+            status=502, content_type="text/html", body="<h1>Bad Gateway</h1>"
+        ),
+    )
+    target = container(page, 4)
+    target.get_by_role("button", name="Generate image").click()
+    failed = container(page, 4).locator(".page-images-failed")
+    failed.wait_for()
+    assert failed.get_attribute("role") == "alert"
+    assert "The request failed" in failed.inner_text()
+    assert "Bad Gateway" not in page.locator("body").inner_text()
+    shot(page, "8-foreign-502")

@@ -311,6 +311,34 @@ def test_real_litellm_against_the_fake(fake):
     assert file.content == png
 
 
+def test_stop_closes_the_connections_litellm_pooled_for_it():
+    """LiteLLM keeps its client (and a kept-alive socket) for ten minutes; dropped, the garbage
+    collector would close it with a ResourceWarning, an error under -W error (CI saw one)."""
+    import gc
+    import warnings
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    with FakeImageProvider() as provider:
+        litellm.image_generation(
+            prompt="a red fox",
+            model="openai/gpt-image-1",
+            api_base=provider.api_base,
+            api_key="sk-test",
+            max_retries=0,
+            timeout=10,
+        )
+        mine = f"{provider.url}/"
+        pooled = litellm.in_memory_llm_clients_cache.cache_dict.values
+        assert any(str(getattr(c, "base_url", "")).startswith(mine) for c in pooled())
+    assert not any(str(getattr(c, "base_url", "")).startswith(mine) for c in pooled())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        gc.collect()
+    assert [w for w in caught if "unclosed" in str(w.message)] == []
+
+
 def test_the_fake_provider_runs_as_a_dev_server_on_a_given_port(capsys):
     import socket
     import threading

@@ -13,6 +13,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import inspect
 import io
 import json
 import socket
@@ -213,6 +214,7 @@ class FakeImageProvider:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
         server.server_close()
+        _close_litellm_clients(self.url)
 
     def __enter__(self) -> FakeImageProvider:
         return self.start()
@@ -257,6 +259,26 @@ class FakeImageProvider:
             self._state.file_requests = 0
         self.default = Respond.b64()
         self.latency = 0.0
+
+
+def _close_litellm_clients(url: str) -> None:
+    """Close and forget the clients LiteLLM pooled for a provider that is gone.
+
+    LiteLLM keeps one OpenAI SDK client per API base for ten minutes, with its kept-alive
+    connections open; SDK clients are reference cycles, so once dropped only the garbage collector
+    closes those sockets, with a ``ResourceWarning: unclosed socket`` that a suite run with
+    warnings as errors reports as a failure of whichever test happens to be running.
+    """
+    litellm = sys.modules.get("litellm")
+    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+    if cache is None:
+        return
+    for key, client in list(cache.cache_dict.items()):
+        close = getattr(client, "close", None)
+        mine = str(getattr(client, "base_url", "")).startswith(f"{url}/")
+        if mine and callable(close) and not inspect.iscoroutinefunction(close):
+            close()
+            cache.delete_cache(key)
 
 
 class _Handler(BaseHTTPRequestHandler):
