@@ -8,14 +8,16 @@ fast: every test that runs inside the test process on SQLite (no subprocess, no 
   browser, no PostgreSQL or Redis), on pytest-xdist workers, in about half a minute. It needs
   nothing but Python; tests/support/tiers.py refuses what only the full tier may do.
 full: the tests marked for the real services, once each, on PostgreSQL (127.0.0.1:5432), with
-  Redis, real Celery workers, processes and Chromium. Without a reachable PostgreSQL it runs on
-  SQLite and the tests that need PostgreSQL are skipped with a plain message; with CI=true that
-  is a failure, as is any skip.
+  Redis, real Celery workers, processes and Chromium; the install and broken-variant tests on a
+  second worker beside the rest (tests/support/tiers.py, BESIDE). Without a reachable PostgreSQL
+  it runs on SQLite and the tests that need PostgreSQL are skipped with a plain message; with
+  CI=true that is a failure, as is any skip.
 all: every test once: the fast tier, then the full tier.
 
 PAGE_IMAGES_COVERAGE=1 runs pytest under coverage (branch coverage of src/, parallel data files,
 subprocesses included); `make coverage` combines and reports them. PAGE_IMAGES_TEST_WORKERS sets
-the fast tier's number of workers (default: the CPUs, at most 4; 0 runs in one process).
+the fast tier's number of workers (default: the CPUs, at most 4; 0 runs either tier in one
+process).
 pytest's "no tests ran" (exit 5) is a failure. Extra arguments go to pytest, after ours.
 """
 
@@ -53,6 +55,10 @@ def pytest(tier: str, database: str, *args: str) -> int:
         command[1:3] = ["-m", "coverage", "run", "-m", "pytest"]
     if tier == "fast":
         command += ["-n", workers()]
+    elif tier == "full" and workers() != "0":
+        # Two workers: the modules of tests/support/tiers.py's BESIDE on one, the rest on the
+        # other, one test at a time.
+        command += ["-n", "2"]
     print(f"\n=== django-page-images: the {tier} tier on {database} ===", flush=True)
     code = subprocess.call([*command, *args], env=env)
     if code == 5:

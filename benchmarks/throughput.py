@@ -97,7 +97,7 @@ def run(services: Services, quick: bool) -> list[Row]:
     from benchmarks.celery_app import app
 
     app.control.purge()  # only this target's jobs are timed: nothing left queued by another
-    sample = 4 if quick else 8
+    sample = 2 if quick else 8
     folder = Path(services.media_root).parent
     with provider_process(LATENCY, 1024, folder, cpu=LOAD_CPU) as (api_base, provider_calls):
         env = {"BENCH_PAGE_IMAGES": _settings(api_base)}

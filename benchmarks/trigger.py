@@ -90,7 +90,7 @@ async def load(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run(services: Services, quick: bool) -> list[Row]:
-    rounds, seconds = (3, 3.0) if quick else (5, 5.0)
+    rounds, seconds = (3, 2.0) if quick else (5, 5.0)
     records = 3_000 if quick else 6_000
     headers = fixtures.session_headers(fixtures.editor())
     rows: list[Row] = []

@@ -203,14 +203,18 @@ def reader(django_user_model: Any) -> Any:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed browser test says what the browser and the stack saw (tests/support/demo.py):
-    a flake in CI is then a report to read, not a guess."""
+    """A failed test says what its browser tab, demo stack or installed site saw, from any
+    fixture value with an ``evidence()`` (tests/support/demo.py, tests/test_install.py): a flake
+    in CI is then a report to read, not a guess."""
     report = yield
-    tab = getattr(item, "funcargs", {}).get("page")
-    evidence = getattr(tab, "evidence", None)
-    if report.when == "call" and report.failed and callable(evidence):
+    if report.when != "call" or not report.failed:
+        return report
+    for name, value in getattr(item, "funcargs", {}).items():
+        evidence = getattr(value, "evidence", None)
+        if not callable(evidence):
+            continue
         try:
-            report.sections.append(("browser and stack", evidence()))
+            report.sections.append((f"what {name} saw", evidence()))
         except Exception as exc:  # the browser itself may be what failed
-            report.sections.append(("browser and stack", f"no evidence: {exc!r}"))
+            report.sections.append((f"what {name} saw", f"no evidence: {exc!r}"))
     return report

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -31,6 +31,9 @@ from tests import machine
 from tests.reliability import case
 from tests.servers import free_port
 from tests.testapp.models import Page
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 TIMEOUT = 5.0
 
@@ -66,6 +69,21 @@ class Listening:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+@pytest.fixture
+def redis_bus() -> Iterator[Callable[[str], RedisBus]]:
+    """RedisBus on a channel of its own, closed at the end as a rebuilt bus is (its pooled
+    publisher connection would otherwise be left to the garbage collector, which warns)."""
+    made: list[RedisBus] = []
+
+    def make(url: str) -> RedisBus:
+        made.append(RedisBus(url=url, channel=unique_channel()))
+        return made[-1]
+
+    yield make
+    for bus in made:
+        bus.close()
 
 
 # --- InProcessBus ---------------------------------------------------------------------------
@@ -135,13 +153,14 @@ async def wait_subscribed(url: str, channel_name: str, timeout: float = TIMEOUT)
 
 
 @pytest.mark.redis
-def test_redis_bus_carries_publish_to_listen_across_clients():
+def test_redis_bus_carries_publish_to_listen_across_clients(redis_bus):
     url = machine.redis_url()
-    channel = unique_channel()
-    listener_bus = RedisBus(url=url, channel=channel)
+    listener_bus = redis_bus(url)
+    channel = listener_bus.channel
     # A second instance publishes, as a Celery worker process would with its own bus.
-    publisher_bus = RedisBus(url=url, channel=channel)
-    other_site = RedisBus(url=url, channel=unique_channel())
+    publisher_bus = redis_bus(url)
+    publisher_bus.channel = channel
+    other_site = redis_bus(url)
 
     async def scenario() -> None:
         async with Listening(listener_bus) as listening:
@@ -155,8 +174,8 @@ def test_redis_bus_carries_publish_to_listen_across_clients():
     run(scenario())
 
 
-def test_redis_bus_publish_with_no_server_logs_and_returns_quickly(caplog):
-    bus = RedisBus(url=f"redis://127.0.0.1:{free_port()}/0", channel=unique_channel())
+def test_redis_bus_publish_with_no_server_logs_and_returns_quickly(caplog, redis_bus):
+    bus = redis_bus(f"redis://127.0.0.1:{free_port()}/0")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="page_images.events"):
         bus.publish("testapp.page:1")
@@ -171,8 +190,8 @@ def test_redis_bus_publish_with_no_server_logs_and_returns_quickly(caplog):
     "within 3 s and tells every stream to resync.",
 )
 @pytest.mark.redis
-def test_redis_bus_survives_an_outage_and_resyncs(own_redis, caplog):
-    bus = RedisBus(url=own_redis.url, channel=unique_channel())
+def test_redis_bus_survives_an_outage_and_resyncs(own_redis, caplog, redis_bus):
+    bus = redis_bus(own_redis.url)
     timings: dict[str, float] = {}
 
     async def scenario() -> None:
@@ -211,8 +230,8 @@ def test_redis_bus_survives_an_outage_and_resyncs(own_redis, caplog):
     "The listener's ping times out, it reconnects and resyncs.",
 )
 @pytest.mark.redis
-def test_redis_bus_notices_a_server_that_stops_answering(own_redis, caplog):
-    bus = RedisBus(url=own_redis.url, channel=unique_channel())
+def test_redis_bus_notices_a_server_that_stops_answering(own_redis, caplog, redis_bus):
+    bus = redis_bus(own_redis.url)
     bus.read_timeout, bus.ping_after, bus.pong_timeout = 0.05, 0.3, 0.3
 
     async def scenario() -> None:
@@ -230,6 +249,31 @@ def test_redis_bus_notices_a_server_that_stops_answering(own_redis, caplog):
     with caplog.at_level(logging.WARNING, logger="page_images.events"):
         run(scenario())
     assert "no answer from Redis" in caplog.text
+
+
+@pytest.mark.redis
+def test_a_closed_redis_bus_lets_go_of_its_connection_and_publishes_again_on_demand():
+    import gc
+    import warnings
+
+    bus = RedisBus(url=machine.redis_url(), channel=unique_channel())
+    bus.close()  # nothing opened yet: nothing to do
+    watcher = redis.Redis.from_url(machine.redis_url(), socket_timeout=2)
+    try:
+        pubsub = watcher.pubsub()
+        pubsub.subscribe(bus.channel_name)
+        assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+        for reference in ("testapp.page:1", "testapp.page:2"):
+            bus.publish(reference)
+            assert pubsub.get_message(timeout=2)["data"] == reference.encode()
+            bus.close()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResourceWarning)
+                gc.collect()
+            assert [w for w in caught if "unclosed" in str(w.message)] == []
+        pubsub.close()
+    finally:
+        watcher.close()
 
 
 # --- FileBus --------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import pytest
 
 from tests import machine
 from tests.reliability import case
-from tests.servers import free_port
+from tests.servers import OwnRedis, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -79,6 +79,7 @@ class Site:
         }
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[Any] = []
+        self.url = ""
 
     def bin(self, name: str) -> str:
         return str(self.venv / "bin" / name)
@@ -239,6 +240,11 @@ class Site:
     def log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")[-4000:]
 
+    def evidence(self) -> str:
+        """The end of each process's log, for a failed test's report (tests/conftest.py)."""
+        names = [Path(log.name).stem for log in self.logs]
+        return "\n\n".join(f"--- {name}.log ---\n{self.log(name)}" for name in names)
+
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -256,9 +262,12 @@ def wait(predicate: Any, what: str, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, str]]:
-    machine.require("Redis", machine.REDIS_HOST, machine.REDIS_PORT)
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     home = tmp_path_factory.mktemp("install")
+    # A redis-server of its own: the job the test kills stays unacknowledged in its broker, and
+    # on the machine's Redis it would come back, an hour later, to whichever run holds that queue.
+    redis_server = OwnRedis(tmp_path_factory.mktemp("install-redis"))
+    redis_server.start()
     site = Site(home)
     site.install()
     site.dir.mkdir()
@@ -279,18 +288,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, str]]
     printed = next(
         line for line in site.log("provider").splitlines() if line.startswith("PAGE_IMAGES = ")
     )
-    redis_url = f"redis://{machine.REDIS_HOST}:{machine.REDIS_PORT}/{machine.REDIS_DB + 2}"
     try:
-        site.start_site(printed, redis_url)
+        site.start_site(printed, redis_server.url)
         site.start("worker", site.command("celery"))
         site.start("web", [*site.command("uvicorn"), "--port", str(web_port)])
         wait(lambda: machine.reachable("127.0.0.1", web_port), "uvicorn", timeout=60)
         # The banner's queue list is the worker's last word before it consumes (it logs "ready"
         # only at INFO, which the README's command line does not ask for).
         wait(lambda: "[queues]" in site.log("worker"), "the worker", timeout=60)
-        yield site, f"http://127.0.0.1:{web_port}"
+        site.url = f"http://127.0.0.1:{web_port}"
+        yield site
     finally:
         site.stop()
+        redis_server.stop()
         assert provider.poll() is not None
 
 
@@ -314,9 +324,9 @@ def chromium() -> Iterator[Any]:
 )
 @pytest.mark.timeout(600)  # the wheel and a fresh virtualenv with LiteLLM: a minute or two
 def test_the_readme_gives_a_live_picture_a_try_again_after_a_kill_and_nothing_to_visitors(
-    site: tuple[Site, str], chromium: Any
+    site: Site, chromium: Any
 ) -> None:
-    installed, url = site
+    installed, url = site, site.url
     editor = chromium.new_context().new_page()
     editor.set_default_timeout(30_000)
     editor.goto(f"{url}/admin/login/?next=/product/1/")

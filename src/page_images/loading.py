@@ -75,7 +75,10 @@ class Configured(Generic[T]):
 
     def reset(self) -> None:
         with self._lock:
-            self._value, self._built = None, False
+            value, self._value, self._built = self._value, None, False
+        close = getattr(value, "close", None)
+        if callable(close):  # a bus's pooled connection, closed now rather than by the collector
+            close()
 
     def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
         if setting == SETTING_NAME:

@@ -60,6 +60,12 @@ SERVICE_PORTS = frozenset(
 #: profile's example count, chosen on purpose (tests/support/fuzz.py).
 FAST_TEST_SECONDS = float(os.environ.get("PAGE_IMAGES_FAST_TEST_SECONDS", "10"))
 TIERS = ("fast", "full", "all")
+#: The full tier runs on two pytest-xdist workers (runtests.py): these modules on one, every other
+#: full-tier test on the other, one at a time, as before. They spend their minutes in processes
+#: of their own (a wheel built and installed into a site; pytest runs against broken variants)
+#: and share nothing with the rest, whose clocks (kills, time limits, outages, a browser's
+#: waits) must not compete with each other for two cores.
+BESIDE = ("tests/test_install.py", "tests/faults/test_broken_variants.py")
 #: Modules whose first import costs seconds (LiteLLM: ~3 s, more in a fresh environment that has
 #: yet to compile it): a fast-tier run imports them before its first test when a selected test's
 #: module mentions them, so that FAST_TEST_SECONDS measures tests, not which one came first.
@@ -154,6 +160,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("postgres"):
                 item.add_marker(skip)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The full tier's two workers: BESIDE's modules on one, every other test on the other.
+
+    pytest-xdist's own ``--dist loadgroup`` would do, but its group marks are lost under pytest 9
+    (it renames ``item._nodeid``, which pytest 9 no longer reads).
+    """
+    if tier(config) != "full":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Beside(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "beside" if nodeid.split("::")[0] in BESIDE else "one-at-a-time"
+
+    return Beside(config, log)
 
 
 def _warm_up(items: list[pytest.Item]) -> None:

@@ -57,3 +57,11 @@ class EventBus(ABC):
     def check(self) -> list[CheckMessage]:
         """Return system-check messages about the options (ids ``page_images.E04x``/``W04x``)."""
         return []
+
+    def close(self) -> None:
+        """Release what publish() holds open (a pooled connection); a later publish reopens it.
+
+        Called when ``PAGE_IMAGES`` changes and the bus is rebuilt (tests' ``override_settings``):
+        a dropped bus would otherwise leave its socket to the garbage collector, which warns.
+        """
+        return None  # most buses hold nothing between calls

@@ -87,6 +87,12 @@ class RedisBus(EventBus):
                 )
             return self._client
 
+    def close(self) -> None:
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def publish(self, reference: str) -> None:
         _require_redis()
         import redis
