@@ -111,6 +111,36 @@ def test_in_process_bus_forgets_listeners_that_stopped():
     bus.publish("testapp.page:3")  # no listener, no loop: nothing to do, nothing raised
 
 
+def test_in_process_bus_drops_a_listener_whose_loop_closed_without_it(caplog):
+    # A loop closed by hand, without finishing its async generators (asyncio.run would), leaves
+    # its listener registered; or a publish from another thread races the loop's end. Either
+    # way that listener can never run again: the next publish forgets it, and the others still
+    # get the event.
+    bus = InProcessBus()
+    loop = asyncio.new_event_loop()
+    abandoned = bus.listen()
+
+    async def take_one() -> str:
+        waiting = asyncio.ensure_future(abandoned.__anext__())
+        await asyncio.sleep(0)
+        bus.publish("testapp.page:0")
+        return await waiting
+
+    assert loop.run_until_complete(take_one()) == "testapp.page:0"
+    loop.close()  # with `abandoned` still suspended at its yield, and so still registered
+
+    async def scenario() -> None:
+        async with Listening(bus) as live:
+            assert len(bus._listeners) == 2
+            bus.publish("testapp.page:1")
+            assert await live.get() == "testapp.page:1"
+            assert len(bus._listeners) == 1
+
+    with caplog.at_level(logging.ERROR):
+        run(scenario())
+    assert caplog.records == []
+
+
 # --- RedisBus against the machine's Redis -----------------------------------------------------
 
 
@@ -297,6 +327,30 @@ def test_file_bus_rotation_makes_listeners_resync(tmp_path):
     run(scenario())
     assert (tmp_path / "events.log.1").stat().st_size > FileBus.max_bytes
     assert log.stat().st_size < 100
+
+
+def test_file_bus_resyncs_when_the_file_is_moved_aside_and_not_yet_recreated(tmp_path):
+    # Between a publisher's rotation (os.replace) and its write, there is no file at all: what was
+    # appended to the old one since the last poll may be lost, so the listener resyncs, then reads
+    # the new file from its start. A publisher of this process rotates the same way.
+    bus = FileBus(str(tmp_path))
+    log = tmp_path / "events.log"
+    bus.publish("testapp.page:0")
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            os.replace(log, tmp_path / "events.log.1")
+            assert await listening.get() == RESYNC
+            assert await listening.nothing_within(0.3)  # once, however long the gap
+            bus.max_bytes = 1
+            bus.publish("testapp.page:1")
+            assert await listening.get() == "testapp.page:1"
+            bus.publish("testapp.page:2")  # the file is full again: this one rotates it
+            assert await listening.get() == RESYNC
+            assert await listening.get() == "testapp.page:2"
+
+    run(scenario())
+    assert (tmp_path / "events.log.1").read_bytes() == b'{"ref": "testapp.page:1"}\n'
 
 
 def test_file_bus_resyncs_when_the_file_shrinks_and_waits_for_whole_lines(tmp_path):
