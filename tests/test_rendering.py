@@ -199,3 +199,25 @@ def test_without_a_request_nothing_is_remembered_for_a_stream():
 
     remember(None, "testapp.page:1")  # a tag rendered outside a request: nothing to attach to
     assert rendered_references(None) == []
+
+
+def test_a_translated_route_inside_an_include_counts_too(settings):
+    urlconf = type("urlconf", (), {})()
+    inner = [path(gettext_lazy("images/"), include("page_images.urls"))]
+    urlconf.urlpatterns = [path("site/", include(inner))]
+    settings.ROOT_URLCONF = urlconf
+    assert _urls_follow_language()
+
+
+def test_can_generate_behaves_as_the_bool_it_stands_for(editor, reader, make_page):
+    # A project's own container may print it, compare it, or use it as a key, not only test it.
+    page = make_page()
+    for user, expected in ((editor, True), (reader, False)):
+        can = container_context(None, page, user=user)["can_generate"]
+        assert (bool(can), can == expected, can != (not expected)) == (expected, True, True)
+        assert (str(can), repr(can)) == (str(expected), repr(expected))
+        assert {can: "yes"}[expected] == "yes"
+    source = "{{ can_generate }} {% if can_generate == False %}read-only{% endif %}"
+    assert Template(source).render(Context(container_context(None, page, user=reader))) == (
+        "False read-only"
+    )
