@@ -31,7 +31,7 @@ from page_images.asgi import EventStreams
 from page_images.events import publish
 from page_images.live import stream, tokens
 from page_images.live.hub import get_hub
-from page_images.live.stream import event_stream
+from page_images.live.stream import event_stream, frames
 from page_images.live.tokens import sign_references, unsign_references
 from tests.reliability import case
 
@@ -425,3 +425,33 @@ def test_an_open_stream_holds_no_thread(server):
         for events in streams:
             events.close()
         wait_for_subscribers(server, 0)
+
+
+def test_the_request_thread_is_given_back_only_when_there_is_one(monkeypatch):
+    # Django's handler starts the request's thread at the first sync call (a sync middleware): a
+    # stream gives it back. With no sync call yet there is none to give back, and an asgiref that
+    # keeps its bookkeeping elsewhere is left alone; either way the stream streams.
+    from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+
+    from page_images.events.base import RESYNC
+
+    async def first_frames() -> tuple[str, str]:
+        stream = frames([PAGE_1])
+        try:
+            opening = await stream.__anext__()
+            get_hub().dispatch(RESYNC)
+            return opening, await stream.__anext__()
+        finally:
+            await stream.aclose()
+
+    async def in_a_request(sync_call_first: bool) -> tuple[tuple[str, str], bool]:
+        async with ThreadSensitiveContext() as context:
+            if sync_call_first:
+                await sync_to_async(lambda: None)()
+            return await first_frames(), context in SyncToAsync.context_to_thread_executor
+
+    expected = ("retry: 3000\n\nevent: resync\ndata: \n\n", "event: resync\ndata: \n\n")
+    assert asyncio.run(in_a_request(sync_call_first=True)) == (expected, False)
+    assert asyncio.run(in_a_request(sync_call_first=False)) == (expected, False)
+    monkeypatch.delattr(SyncToAsync, "thread_sensitive_context")
+    assert asyncio.run(first_frames()) == expected
