@@ -221,3 +221,26 @@ def test_can_generate_behaves_as_the_bool_it_stands_for(editor, reader, make_pag
     assert Template(source).render(Context(container_context(None, page, user=reader))) == (
         "False read-only"
     )
+
+
+def test_a_projects_own_template_keeps_djangos_lookups_for_every_other_variable(
+    editor, make_page, settings
+):
+    # The fast path takes over only plain one-name variables; dotted lookups, literals and
+    # translated strings are Django's, and render exactly as Django renders them.
+    own = '[{{ state }}|{{ instance.image_text }}|{{ "<i>lit</i>" }}|{{ _("Cancel") }}|{{ 7 }}]'
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "loaders": [
+                    ("django.template.loaders.locmem.Loader", {"page_images/container.html": own}),
+                    "django.template.loaders.app_directories.Loader",
+                ]
+            },
+        }
+    ]
+    page = make_page("<b>fox</b>")
+    assert render("{% page_image p %}", editor, p=page) == (
+        "[empty|&lt;b&gt;fox&lt;/b&gt;|<i>lit</i>|Cancel|7]"
+    )
