@@ -497,6 +497,58 @@ def test_file_bus_publish_to_a_folder_it_cannot_write_logs_and_returns(tmp_path,
     assert "could not publish testapp.page:1" in caplog.text
 
 
+class ScriptedRedis:
+    """Stands in for ``redis.asyncio.Redis``: confirms the subscription, then answers with
+    ``messages`` and, once they run out, silence (not even a pong), as a black-holed link does."""
+
+    def __init__(self, *messages: dict[str, Any]) -> None:
+        self.messages = [{"type": "subscribe", "data": 1}, *messages]
+        self.pings = 0
+        self.closed = False
+
+    def pubsub(self) -> ScriptedRedis:
+        return self
+
+    async def subscribe(self, channel: str) -> None:
+        self.channel = channel
+
+    async def get_message(self, timeout: float) -> dict[str, Any] | None:
+        if self.messages:
+            return self.messages.pop(0)
+        await asyncio.sleep(timeout)
+        return None
+
+    async def ping(self) -> None:
+        self.pings += 1
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_redis_bus_pings_a_silent_link_once_then_reconnects_and_resyncs(monkeypatch, caplog):
+    # The logic behind the SIGSTOP test above, without a server: silence past ping_after costs one
+    # ping; no answer within pong_timeout either, and the link is dropped, reopened, and every
+    # stream told to resync.
+    import redis.asyncio
+
+    silent = ScriptedRedis()
+    healthy = ScriptedRedis({"type": "message", "data": b"testapp.page:1"})
+    connections = iter([silent, healthy])
+    monkeypatch.setattr(redis.asyncio.Redis, "from_url", lambda *args, **kwargs: next(connections))
+    bus = RedisBus(url="redis://127.0.0.1:6379/0", channel="page_images_test")
+    bus.read_timeout, bus.ping_after, bus.pong_timeout = 0.02, 0.2, 0.2
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            assert await listening.get() == RESYNC
+            assert await listening.get() == "testapp.page:1"
+
+    with caplog.at_level(logging.WARNING, logger="page_images.events"):
+        run(scenario())
+    assert (silent.channel, silent.pings, silent.closed) == ("page_images_test:events", 1, True)
+    assert "no answer from Redis" in caplog.text
+
+
 def test_redis_bus_without_the_redis_package_names_the_extra(monkeypatch):
     from page_images.exceptions import MissingDependencyError
 
