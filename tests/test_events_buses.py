@@ -341,7 +341,7 @@ def test_file_bus_resyncs_when_the_file_is_moved_aside_and_not_yet_recreated(tmp
         async with Listening(bus) as listening:
             os.replace(log, tmp_path / "events.log.1")
             assert await listening.get() == RESYNC
-            assert await listening.nothing_within(0.3)  # once, however long the gap
+            assert await listening.nothing_within(0.2)  # once, however long the gap
             bus.max_bytes = 1
             bus.publish("testapp.page:1")
             assert await listening.get() == "testapp.page:1"
@@ -536,7 +536,7 @@ def test_redis_bus_pings_a_silent_link_once_then_reconnects_and_resyncs(monkeypa
     connections = iter([silent, healthy])
     monkeypatch.setattr(redis.asyncio.Redis, "from_url", lambda *args, **kwargs: next(connections))
     bus = RedisBus(url="redis://127.0.0.1:6379/0", channel="page_images_test")
-    bus.read_timeout, bus.ping_after, bus.pong_timeout = 0.02, 0.2, 0.2
+    bus.read_timeout, bus.ping_after, bus.pong_timeout = 0.02, 0.1, 0.1
 
     async def scenario() -> None:
         async with Listening(bus) as listening:
