@@ -91,3 +91,23 @@ def test_localhost_by_name() -> None:
         check_url("https://localhost/a.png", allow_loopback=False)
     with pytest.raises(InvalidImageError):
         check_url("http://localhost:8000/a.png", allow_loopback=False)
+
+
+# --- Parser disagreements (branch `coverage`) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["https://.images.example/a.png", "https://*.images.example/a.png"])
+def test_a_host_that_requests_cannot_send_is_refused(url: str) -> None:
+    # Both URL parsers read the same host, but requests refuses to build a request for it: the URL
+    # is refused as malformed, not left to fail somewhere inside the download.
+    with pytest.raises(InvalidImageError) as caught:
+        check_url(url, allow_loopback=False)
+    assert "malformed URL" in caught.value.detail
+
+
+def test_a_port_only_one_parser_can_read_is_refused() -> None:
+    # urllib3 stops the authority at the backslash (port 443); urllib.parse reads on to
+    # "443\.evil.example", no port at all. The parsers disagree on where to connect: refused.
+    with pytest.raises(InvalidImageError) as caught:
+        check_url("https://8.8.8.8:443\\.evil.example/a.png", allow_loopback=False)
+    assert "bad port" in caught.value.detail

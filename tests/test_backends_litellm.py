@@ -194,3 +194,19 @@ def test_the_rate_limit_message_does_not_promise_a_retry(provider, litellm_setti
         get_backend().generate(ImageRequest(prompt="a fox", width=64, height=64))
     assert "will try again" not in caught.value.user_message
     assert "Try again" in caught.value.user_message
+
+
+@pytest.mark.parametrize(
+    ("reported", "cost"),
+    [(0.04, Decimal("0.04")), ("0.167", Decimal("0.167")), (None, None), ("unknown", None)],
+)
+def test_a_cost_litellm_cannot_price_is_left_out_not_an_error(reported, cost):
+    # LiteLLM's response_cost is whatever its price map says, for models it does not know too:
+    # a picture that was made and paid for is never refused over its bookkeeping.
+    backend = LiteLLMBackend(model="m")
+    answer = SimpleNamespace(
+        data=[SimpleNamespace(b64_json=base64.b64encode(b"x").decode())],
+        _hidden_params={"response_cost": reported},
+    )
+    result = backend._result(answer)
+    assert (result.content, result.cost) == (b"x", cost)

@@ -195,6 +195,14 @@ def test_model_checks(monkeypatch):
     assert "page_images.E011" in {m.id for m in check_model(Page)}
 
 
+def test_an_image_field_name_that_names_no_field_is_e010(monkeypatch):
+    # A typo in image_field_name: reported at start-up, not as an AttributeError in the first job.
+    monkeypatch.setattr(Page, "image_field_name", "imgae")
+    (message,) = check_model(Page)
+    assert message.id == "page_images.E010"
+    assert "'imgae'" in message.msg
+
+
 def test_notifier_and_permission_must_import():
     assert ids({"NOTIFIER": "nowhere.notify"}) == ["page_images.E009"]
     assert ids({"NOTIFIER": "page_images.conf.SETTING_NAME"}) == ["page_images.E009"]

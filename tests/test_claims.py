@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
+from django.db import DatabaseError
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from page_images import claims, signals
@@ -210,3 +212,105 @@ def test_a_failing_notifier_is_logged_never_raised(page, settings, caplog):
         claims.notify(page)
     assert f"PAGE_IMAGES['NOTIFIER'] failed for {page.image_reference}" in caplog.text
     assert "the notifier is down" in caplog.text
+
+
+# --- What a store or a failure meets halfway (branch `coverage`) ---------------------------------
+
+NOTIFIED: list[str] = []
+
+
+def recording_notifier(instance):
+    """A NOTIFIER (named by its dotted path below) that notes what it was told."""
+    NOTIFIED.append(instance.image_reference)
+
+
+@pytest.fixture
+def notified(settings):
+    settings.PAGE_IMAGES = {"NOTIFIER": "tests.test_claims.recording_notifier"}
+    NOTIFIED.clear()
+    return NOTIFIED
+
+
+def test_cancel_without_a_job_changes_and_announces_nothing(page, notified):
+    # A second editor's cancel after the first one's: the record's error, if any, stays for the
+    # editor to read, and no page is told to re-read a record that did not change.
+    Page.objects.filter(pk=page.pk).update(image_error="Refused by the provider")
+    assert not claims.cancel(Page.objects.get(pk=page.pk))
+    page.refresh_from_db()
+    assert page.image_error == "Refused by the provider"
+    assert notified == []
+
+
+def test_a_job_does_not_overwrite_a_picture_an_editor_replaced_meanwhile(page, settings):
+    # The record had a picture when the job read it; an editor uploaded another one while the
+    # provider worked. The editor's picture wins, and the job's file is removed again.
+    claims.set_image_and_notify(page, ContentFile(png_bytes(), name="first.png"))
+    token = claims.claim(page)
+    job_view = Page.objects.get(pk=page.pk)
+    Page.objects.filter(pk=page.pk).update(image="page_images/editors-own.png")
+    with pytest.raises(StaleClaimError):
+        claims.set_image_and_notify(job_view, ContentFile(png_bytes(), name="job.png"), token=token)
+    page.refresh_from_db()
+    assert page.image.name == "page_images/editors-own.png"
+    assert not page.image_generating  # the claim was given back
+    stored = FileSystemStorage(settings.MEDIA_ROOT).listdir("page_images/testapp/page")[1]
+    assert [name for name in stored if name.startswith("job")] == []
+
+
+def test_a_picture_replacing_an_unchanged_one_is_stored(page):
+    claims.set_image_and_notify(page, ContentFile(png_bytes(), name="first.png"))
+    token = claims.claim(page)
+    job_view = Page.objects.get(pk=page.pk)
+    claims.set_image_and_notify(job_view, ContentFile(png_bytes(), name="second.png"), token=token)
+    page.refresh_from_db()
+    assert page.image.name.rsplit("/", 1)[1].startswith("second")
+
+
+def test_a_failed_row_update_removes_the_stored_file(page, settings, monkeypatch):
+    token = claims.claim(page)
+
+    def database_down(queryset, **values):
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(QuerySet, "update", database_down)
+    with pytest.raises(DatabaseError):
+        claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    monkeypatch.undo()
+    assert FileSystemStorage(settings.MEDIA_ROOT).listdir("page_images/testapp/page")[1] == []
+    page.refresh_from_db()
+    assert (page.image_generating, page.image_claim_token) == (True, token)
+
+
+def test_a_storage_that_cannot_clean_up_still_raises_the_write_error(page, monkeypatch, caplog):
+    token = claims.claim(page)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("the network share is gone")
+
+    monkeypatch.setattr(FileSystemStorage, "save", unreachable)
+    monkeypatch.setattr(FileSystemStorage, "exists", unreachable)
+    with (
+        caplog.at_level(logging.ERROR, logger="page_images.claims"),
+        pytest.raises(StorageWriteError, match="the network share is gone"),
+    ):
+        claims.set_image_and_notify(page, ContentFile(png_bytes(), name="a.png"), token=token)
+    assert "Could not remove the partly written picture" in caplog.text
+    page.refresh_from_db()
+    assert page.image_claim_token == token
+
+
+def test_a_failure_for_a_record_a_receiver_deleted_is_recorded_and_not_announced(page, notified):
+    # A host's generation_failed receiver may clean up, down to deleting the record: the failure
+    # still counts, and nothing is announced for a record that is gone.
+    token = claims.claim(page)
+
+    def delete_the_record(pk, **kwargs):
+        Page.objects.filter(pk=pk).delete()
+
+    signals.generation_failed.connect(delete_the_record, weak=False, dispatch_uid="t")
+    try:
+        assert claims.fail_generation(Page, page.pk, token, "Refused")
+    finally:
+        signals.generation_failed.disconnect(dispatch_uid="t")
+    assert not Page.objects.filter(pk=page.pk).exists()
+    assert notified == []

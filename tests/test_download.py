@@ -622,3 +622,58 @@ def test_a_failed_lookup_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     with pytest.raises(TransientGenerationError, match="could not be looked up"):
         check_url("https://images.example/a.png", allow_loopback=False)
+
+
+# --- The answer breaks down halfway (branch `coverage`) ------------------------------------------
+
+
+def test_a_deadline_already_spent_fails_before_connecting(
+    server: ImageServer, connections: Connections
+) -> None:
+    # What a provider call that used up DOWNLOAD_TIMEOUT leaves for the download: nothing.
+    server.routes["/a.png"] = image_route
+    with pytest.raises(GenerationTimeoutError, match="took too long"):
+        fetch(server.url("/a.png"), timeout=0)
+    assert connections.attempts == []
+    assert server.hits == []
+
+
+def test_a_body_in_an_encoding_it_cannot_decode_is_refused(server: ImageServer) -> None:
+    # We ask for no encoding; a server that gzips anyway, and badly, sent no picture.
+    server.routes["/a.png"] = lambda handler: handler.reply(
+        200, b"not gzip at all", "image/png", {"Content-Encoding": "gzip"}
+    )
+    with pytest.raises(InvalidImageError) as caught:
+        fetch(server.url("/a.png"))
+    assert "undecodable body" in caught.value.detail
+
+
+def test_a_connection_cut_mid_body_is_transient(server: ImageServer) -> None:
+    # A CDN node restarting mid-answer: the next attempt may well get the whole picture.
+    def cut(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/png")
+        handler.send_header("Content-Length", str(len(PNG)))
+        handler.end_headers()
+        handler.wfile.write(PNG[:20])
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    server.routes["/a.png"] = cut
+    with pytest.raises(TransientGenerationError) as caught:
+        fetch(server.url("/a.png"))
+    assert "reading " in caught.value.detail
+
+
+def test_a_request_the_callers_session_cannot_build_is_permanent(
+    server: ImageServer, connections: Connections
+) -> None:
+    # A header with a line break in the session passed in: every attempt would fail the same way,
+    # so the job fails at once with a message instead of retrying.
+    server.routes["/a.png"] = image_route
+    with requests.Session() as session:
+        session.headers["X-Trace"] = "one\r\ntwo"
+        with pytest.raises(PermanentGenerationError) as caught:
+            fetch(server.url("/a.png"), session=session)
+    assert "InvalidHeader" in caught.value.detail
+    assert server.hits == []

@@ -129,6 +129,36 @@ def test_in_process_bus_forgets_listeners_that_stopped():
     bus.publish("testapp.page:3")  # no listener, no loop: nothing to do, nothing raised
 
 
+def test_in_process_bus_drops_a_listener_whose_loop_closed_without_it(caplog):
+    # A loop closed by hand, without finishing its async generators (asyncio.run would), leaves
+    # its listener registered; or a publish from another thread races the loop's end. Either
+    # way that listener can never run again: the next publish forgets it, and the others still
+    # get the event.
+    bus = InProcessBus()
+    loop = asyncio.new_event_loop()
+    abandoned = bus.listen()
+
+    async def take_one() -> str:
+        waiting = asyncio.ensure_future(abandoned.__anext__())
+        await asyncio.sleep(0)
+        bus.publish("testapp.page:0")
+        return await waiting
+
+    assert loop.run_until_complete(take_one()) == "testapp.page:0"
+    loop.close()  # with `abandoned` still suspended at its yield, and so still registered
+
+    async def scenario() -> None:
+        async with Listening(bus) as live:
+            assert len(bus._listeners) == 2
+            bus.publish("testapp.page:1")
+            assert await live.get() == "testapp.page:1"
+            assert len(bus._listeners) == 1
+
+    with caplog.at_level(logging.ERROR):
+        run(scenario())
+    assert caplog.records == []
+
+
 # --- RedisBus against the machine's Redis -----------------------------------------------------
 
 
@@ -343,6 +373,30 @@ def test_file_bus_rotation_makes_listeners_resync(tmp_path):
     assert log.stat().st_size < 100
 
 
+def test_file_bus_resyncs_when_the_file_is_moved_aside_and_not_yet_recreated(tmp_path):
+    # Between a publisher's rotation (os.replace) and its write, there is no file at all: what was
+    # appended to the old one since the last poll may be lost, so the listener resyncs, then reads
+    # the new file from its start. A publisher of this process rotates the same way.
+    bus = FileBus(str(tmp_path))
+    log = tmp_path / "events.log"
+    bus.publish("testapp.page:0")
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            os.replace(log, tmp_path / "events.log.1")
+            assert await listening.get() == RESYNC
+            assert await listening.nothing_within(0.2)  # once, however long the gap
+            bus.max_bytes = 1
+            bus.publish("testapp.page:1")
+            assert await listening.get() == "testapp.page:1"
+            bus.publish("testapp.page:2")  # the file is full again: this one rotates it
+            assert await listening.get() == RESYNC
+            assert await listening.get() == "testapp.page:2"
+
+    run(scenario())
+    assert (tmp_path / "events.log.1").read_bytes() == b'{"ref": "testapp.page:1"}\n'
+
+
 def test_file_bus_resyncs_when_the_file_shrinks_and_waits_for_whole_lines(tmp_path):
     bus = FileBus(str(tmp_path))
     log = tmp_path / "events.log"
@@ -485,6 +539,58 @@ def test_file_bus_publish_to_a_folder_it_cannot_write_logs_and_returns(tmp_path,
     with caplog.at_level(logging.WARNING, logger="page_images.events"):
         FileBus(str(blocked)).publish("testapp.page:1")
     assert "could not publish testapp.page:1" in caplog.text
+
+
+class ScriptedRedis:
+    """Stands in for ``redis.asyncio.Redis``: confirms the subscription, then answers with
+    ``messages`` and, once they run out, silence (not even a pong), as a black-holed link does."""
+
+    def __init__(self, *messages: dict[str, Any]) -> None:
+        self.messages = [{"type": "subscribe", "data": 1}, *messages]
+        self.pings = 0
+        self.closed = False
+
+    def pubsub(self) -> ScriptedRedis:
+        return self
+
+    async def subscribe(self, channel: str) -> None:
+        self.channel = channel
+
+    async def get_message(self, timeout: float) -> dict[str, Any] | None:
+        if self.messages:
+            return self.messages.pop(0)
+        await asyncio.sleep(timeout)
+        return None
+
+    async def ping(self) -> None:
+        self.pings += 1
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_redis_bus_pings_a_silent_link_once_then_reconnects_and_resyncs(monkeypatch, caplog):
+    # The logic behind the SIGSTOP test above, without a server: silence past ping_after costs one
+    # ping; no answer within pong_timeout either, and the link is dropped, reopened, and every
+    # stream told to resync.
+    import redis.asyncio
+
+    silent = ScriptedRedis()
+    healthy = ScriptedRedis({"type": "message", "data": b"testapp.page:1"})
+    connections = iter([silent, healthy])
+    monkeypatch.setattr(redis.asyncio.Redis, "from_url", lambda *args, **kwargs: next(connections))
+    bus = RedisBus(url="redis://127.0.0.1:6379/0", channel="page_images_test")
+    bus.read_timeout, bus.ping_after, bus.pong_timeout = 0.02, 0.1, 0.1
+
+    async def scenario() -> None:
+        async with Listening(bus) as listening:
+            assert await listening.get() == RESYNC
+            assert await listening.get() == "testapp.page:1"
+
+    with caplog.at_level(logging.WARNING, logger="page_images.events"):
+        run(scenario())
+    assert (silent.channel, silent.pings, silent.closed) == ("page_images_test:events", 1, True)
+    assert "no answer from Redis" in caplog.text
 
 
 def test_redis_bus_without_the_redis_package_names_the_extra(monkeypatch):

@@ -111,6 +111,23 @@ def test_multi_frame_jpeg_is_stored_as_jpeg() -> None:
     assert validate_image(out.getvalue(), allowed_formats=["JPEG"]).format == "JPEG"
 
 
+def test_a_decoder_that_names_another_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow picks its decoder by the allowed names, but a decoder may name what it opened
+    # otherwise (JPEG's names a multi-frame JPEG "MPO"): a name not known to mean an allowed
+    # format is refused, whatever decoder produced it.
+    factory, accept = Image.OPEN["PNG"]
+
+    def renaming(*args: object, **kwargs: object) -> Image.Image:
+        image = factory(*args, **kwargs)
+        image.format = "APNG"
+        return image
+
+    monkeypatch.setitem(Image.OPEN, "PNG", (renaming, accept))
+    with pytest.raises(InvalidImageError, match="not a picture") as caught:
+        validate_image(image_bytes("PNG"))
+    assert caught.value.detail == "format 'APNG'"
+
+
 def test_allowed_formats_are_case_insensitive() -> None:
     assert validate_image(image_bytes("PNG"), allowed_formats=["png"]).format == "PNG"
 

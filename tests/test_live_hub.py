@@ -7,9 +7,12 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from page_images.events.base import RESYNC
 from page_images.events.memory import InProcessBus
-from page_images.live.hub import Hub, Inbox
+from page_images.exceptions import PageImagesConfigurationError
+from page_images.live.hub import Hub, Inbox, get_hub
 from tests.reliability import case
 
 if TYPE_CHECKING:
@@ -130,3 +133,112 @@ def test_hub_restarts_a_failed_listener_and_resyncs(caplog):
     with caplog.at_level(logging.ERROR, logger="page_images.events"):
         run(scenario())
     assert "the event bus listener failed" in caplog.text
+
+
+# --- The inbox's edges, listeners that end, hubs never used (branch `coverage`) ------------------
+
+
+def test_an_inbox_refuses_what_a_queue_refuses():
+    inbox = Inbox(maxsize=1)
+
+    async def scenario() -> None:
+        with pytest.raises(asyncio.QueueEmpty):
+            inbox.get_nowait()
+        reader = asyncio.ensure_future(inbox.wait(TIMEOUT))
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="one reader at a time"):
+            await inbox.wait(TIMEOUT)
+        inbox.put_nowait("testapp.page:1")
+        with pytest.raises(asyncio.QueueFull):
+            inbox.put_nowait("testapp.page:2")
+        assert await reader == "testapp.page:1"
+
+    run(scenario())
+
+
+def test_an_item_arriving_with_the_timeout_is_returned_and_breaks_nothing():
+    # The keep-alive timer and a publish fire in the same turn of the loop: the item wins, and the
+    # timer finds its reader woken already instead of waking it twice.
+    inbox = Inbox()
+    errors: list[dict[str, Any]] = []
+
+    async def scenario() -> str | None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: errors.append(context))
+        loop.call_soon(inbox.put_nowait, "testapp.page:1")  # runs first, in the timer's turn
+        return await inbox.wait(0)
+
+    assert run(scenario()) == "testapp.page:1"
+    assert errors == []
+
+
+def test_a_reference_with_three_subscribers_keeps_the_other_two():
+    hub = Hub(InProcessBus())
+
+    async def scenario() -> None:
+        async with hub.subscription(["testapp.page:1"]) as first:
+            async with hub.subscription(["testapp.page:1"]), hub.subscription(["testapp.page:1"]):
+                assert hub.reference_count == 1
+            assert hub.reference_count == 1
+            hub.dispatch("testapp.page:1")
+            assert await get(first) == "testapp.page:1"
+        assert hub.reference_count == 0
+
+    run(scenario())
+
+
+class EndingOnceBus(InProcessBus):
+    """A bus whose first listen() is a plain async iterator (no ``aclose``) that simply ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    def listen(self) -> AsyncIterator[str]:
+        self.attempts += 1
+        if self.attempts == 1:
+            return _Ended()
+        return super().listen()
+
+
+class _Ended:
+    def __aiter__(self) -> _Ended:
+        return self
+
+    async def __anext__(self) -> str:
+        raise StopAsyncIteration
+
+
+def test_hub_restarts_a_listener_that_ended_and_resyncs(caplog):
+    # EventBus.listen() is only an async iterator: one that ends, or has nothing to close, is
+    # restarted all the same, and every stream is told it may have missed something.
+    bus = EndingOnceBus()
+    hub = Hub(bus)
+
+    async def scenario() -> None:
+        async with hub.subscription(["testapp.page:1"]) as queue:
+            assert await get(queue) == RESYNC
+            bus.publish("testapp.page:1")
+            assert await get(queue) == "testapp.page:1"
+
+    with caplog.at_level(logging.ERROR, logger="page_images.events"):
+        run(scenario())
+    assert "the event bus listener ended; restarting it" in caplog.text
+    assert bus.attempts == 2
+
+
+def test_a_hub_never_subscribed_to_closes_quietly():
+    # reset_hubs() closes every hub of the process, including one only asked for its counts.
+    hub = Hub(InProcessBus())
+    hub.close()
+    assert hub.subscriber_count == 0
+
+
+def test_get_hub_without_a_bus_says_which_setting(settings):
+    settings.PAGE_IMAGES = {"EVENTS": None}
+
+    async def ask() -> Hub:
+        return get_hub()
+
+    with pytest.raises(PageImagesConfigurationError, match=r"PAGE_IMAGES\['EVENTS'\] is None"):
+        run(ask())

@@ -31,7 +31,7 @@ from page_images.asgi import EventStreams
 from page_images.events import publish
 from page_images.live import stream, tokens
 from page_images.live.hub import get_hub
-from page_images.live.stream import event_stream
+from page_images.live.stream import event_stream, frames
 from page_images.live.tokens import sign_references, unsign_references
 from tests.reliability import case
 
@@ -365,6 +365,50 @@ def test_a_host_not_allowed_is_a_400(front, http, settings):
         events.close()
 
 
+def ask_the_front(headers: list[tuple[bytes, bytes]], server: Any = None) -> tuple[int, bytes]:
+    """One request to the stream's URL straight through EventStreams, as a server would make it
+    (a POST: refused at once with 405 once its host passed, so nothing streams)."""
+    sent: list[dict[str, Any]] = []
+
+    async def django(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the stream's URL never reaches Django")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/events/", "headers": headers}
+    if server is not None:
+        scope["server"] = server
+    asyncio.run(EventStreams(django)(scope, receive, send))
+    start, body = sent
+    return start["status"], body["body"]
+
+
+def test_the_front_finds_the_host_as_django_does(settings):
+    # As HttpRequest.get_host(): the Host header wherever it comes, else (HTTP/1.0) the server's
+    # own address; with neither, no host, and so not an allowed one.
+    settings.ALLOWED_HOSTS = ["pages.example", "127.0.0.1"]
+    invalid = (400, b"Invalid HTTP_HOST header.")
+    after_others = [(b"accept", b"text/event-stream"), (b"host", b"evil.example")]
+    assert ask_the_front(after_others) == invalid
+    after_others[1] = (b"host", b"pages.example")
+    assert ask_the_front(after_others) == (405, b"Only GET.")
+    assert ask_the_front([], server=("127.0.0.1", 8000)) == (405, b"Only GET.")
+    assert ask_the_front([], server=("10.0.0.7", 8000)) == invalid
+    assert ask_the_front([]) == invalid  # a Unix socket, and no Host
+
+
+def test_the_front_allows_local_hosts_in_debug_without_allowed_hosts(settings):
+    settings.DEBUG, settings.ALLOWED_HOSTS = True, []
+    assert ask_the_front([(b"host", b"localhost:8000")]) == (405, b"Only GET.")
+    assert ask_the_front([(b"host", b"evil.example")]) == (400, b"Invalid HTTP_HOST header.")
+    settings.DEBUG = False
+    assert ask_the_front([(b"host", b"localhost:8000")]) == (400, b"Invalid HTTP_HOST header.")
+
+
 def test_an_open_stream_holds_no_thread(server):
     # Django's handler gives each request a thread for its sync middleware: for a stream it would
     # idle for hours, one per open tab (stream._release_request_thread; the front has none).
@@ -381,3 +425,33 @@ def test_an_open_stream_holds_no_thread(server):
         for events in streams:
             events.close()
         wait_for_subscribers(server, 0)
+
+
+def test_the_request_thread_is_given_back_only_when_there_is_one(monkeypatch):
+    # Django's handler starts the request's thread at the first sync call (a sync middleware): a
+    # stream gives it back. With no sync call yet there is none to give back, and an asgiref that
+    # keeps its bookkeeping elsewhere is left alone; either way the stream streams.
+    from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+
+    from page_images.events.base import RESYNC
+
+    async def first_frames() -> tuple[str, str]:
+        stream = frames([PAGE_1])
+        try:
+            opening = await stream.__anext__()
+            get_hub().dispatch(RESYNC)
+            return opening, await stream.__anext__()
+        finally:
+            await stream.aclose()
+
+    async def in_a_request(sync_call_first: bool) -> tuple[tuple[str, str], bool]:
+        async with ThreadSensitiveContext() as context:
+            if sync_call_first:
+                await sync_to_async(lambda: None)()
+            return await first_frames(), context in SyncToAsync.context_to_thread_executor
+
+    expected = ("retry: 3000\n\nevent: resync\ndata: \n\n", "event: resync\ndata: \n\n")
+    assert asyncio.run(in_a_request(sync_call_first=True)) == (expected, False)
+    assert asyncio.run(in_a_request(sync_call_first=False)) == (expected, False)
+    monkeypatch.delattr(SyncToAsync, "thread_sensitive_context")
+    assert asyncio.run(first_frames()) == expected

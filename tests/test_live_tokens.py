@@ -96,3 +96,23 @@ def test_one_session_holds_a_bounded_number_of_streams(settings):
         assert stream_references("GET", token, "alice") == (PAGES, owner)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ["testapp.page:1"],
+        {"r": "testapp.page:1", "b": ""},
+        {"r": [1], "b": ""},
+        {"r": PAGES},
+        {"r": PAGES, "b": None},
+        {"r": PAGES, "b": 7},
+    ],
+    ids=["a list", "r not a list", "r not text", "no binding", "binding null", "binding a number"],
+)
+def test_a_genuinely_signed_payload_of_another_shape_is_a_bad_signature(payload):
+    # Signed with the site's key and the stream's salt, but not by sign_references (an older
+    # release's token, say): refused like a forged one, never a 500 nor a stream bound to nobody.
+    token = signing.dumps(payload, salt="page_images.stream", compress=True)
+    with pytest.raises(signing.BadSignature, match="does not hold a list of references"):
+        unsign_references(token, session_key="alice")

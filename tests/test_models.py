@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -67,6 +69,17 @@ def test_state(page):
     page.image_generating = False
     page.image = "page_images/x.png"
     assert page.image_state == "ready"
+
+
+def test_an_idle_record_has_no_job_deadline_and_no_lost_job(page, settings):
+    settings.PAGE_IMAGES = {"CLAIM_TIMEOUT": 60, "QUEUE_TIMEOUT": 3600}
+    assert (page.image_job_deadline, page.image_job_lost) == (None, False)
+    page.image_error = "Refused"  # a failed job leaves an error, not a deadline
+    assert (page.image_job_deadline, page.image_job_lost) == (None, False)
+    page.image_generating, page.image_claimed_at = True, timezone.now()
+    assert page.image_job_deadline == page.image_claimed_at + timedelta(seconds=3600)
+    page.image_started_at = page.image_claimed_at
+    assert page.image_job_deadline == page.image_started_at + timedelta(seconds=60)
 
 
 def test_upload_to_keeps_models_apart(page, settings):

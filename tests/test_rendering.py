@@ -199,3 +199,48 @@ def test_without_a_request_nothing_is_remembered_for_a_stream():
 
     remember(None, "testapp.page:1")  # a tag rendered outside a request: nothing to attach to
     assert rendered_references(None) == []
+
+
+def test_a_translated_route_inside_an_include_counts_too(settings):
+    urlconf = type("urlconf", (), {})()
+    inner = [path(gettext_lazy("images/"), include("page_images.urls"))]
+    urlconf.urlpatterns = [path("site/", include(inner))]
+    settings.ROOT_URLCONF = urlconf
+    assert _urls_follow_language()
+
+
+def test_can_generate_behaves_as_the_bool_it_stands_for(editor, reader, make_page):
+    # A project's own container may print it, compare it, or use it as a key, not only test it.
+    page = make_page()
+    for user, expected in ((editor, True), (reader, False)):
+        can = container_context(None, page, user=user)["can_generate"]
+        assert (bool(can), can == expected, can != (not expected)) == (expected, True, True)
+        assert (str(can), repr(can)) == (str(expected), repr(expected))
+        assert {can: "yes"}[expected] == "yes"
+    source = "{{ can_generate }} {% if can_generate == False %}read-only{% endif %}"
+    assert Template(source).render(Context(container_context(None, page, user=reader))) == (
+        "False read-only"
+    )
+
+
+def test_a_projects_own_template_keeps_djangos_lookups_for_every_other_variable(
+    editor, make_page, settings
+):
+    # The fast path takes over only plain one-name variables; dotted lookups, literals and
+    # translated strings are Django's, and render exactly as Django renders them.
+    own = '[{{ state }}|{{ instance.image_text }}|{{ "<i>lit</i>" }}|{{ _("Cancel") }}|{{ 7 }}]'
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "loaders": [
+                    ("django.template.loaders.locmem.Loader", {"page_images/container.html": own}),
+                    "django.template.loaders.app_directories.Loader",
+                ]
+            },
+        }
+    ]
+    page = make_page("<b>fox</b>")
+    assert render("{% page_image p %}", editor, p=page) == (
+        "[empty|&lt;b&gt;fox&lt;/b&gt;|<i>lit</i>|Cancel|7]"
+    )

@@ -154,6 +154,14 @@ def test_unexpected_errors_release_the_claim_and_surface(page):
     assert (page.image_state, page.image_error) == ("error", tasks.UNEXPECTED_MESSAGE)
 
 
+def test_soft_time_limit_met_inside_the_job(page):
+    ScriptedBackend.reset(SoftTimeLimitExceeded())
+    run(page)
+    page.refresh_from_db()
+    assert (page.image_state, page.image_error) == ("error", tasks.TIME_LIMIT_MESSAGE)
+    assert len(ScriptedBackend.calls) == 1
+
+
 def test_soft_time_limit_even_when_wrapped_by_an_http_client(page):
     try:
         raise SoftTimeLimitExceeded()
@@ -253,3 +261,34 @@ def test_a_backend_that_cannot_prepare_itself_does_not_stop_the_worker(monkeypat
         tasks.prepare_backend()  # what Celery's worker_init signal calls
     assert "The image backend could not prepare itself" in caplog.text
     assert "no GPU today" in caplog.text
+
+
+def test_a_job_run_inside_a_transaction_keeps_its_connection(page):
+    # Eager jobs (CELERY_TASK_ALWAYS_EAGER, ATOMIC_REQUESTS) run inside the caller's transaction:
+    # closing that connection would break the caller's transaction, so it stays open.
+    from django.db import transaction
+
+    with transaction.atomic():
+        run(page)
+        page.refresh_from_db()
+        assert page.image_state == "ready"
+    assert ScriptedBackend.db_closed == [False]
+
+
+def test_a_transient_error_in_a_job_called_directly_fails_with_its_message(page, caplog):
+    # Called as a plain function (a host's script, not a worker), a job has no queue to retry
+    # on: it fails with the provider's message rather than leaving the record claimed.
+    ScriptedBackend.reset(TransientGenerationError("The image service is busy. Try again."))
+    token = claims.claim(page)
+    job = tasks.ImageJob(label=page._meta.label, pk=str(page.pk), token=token)
+    with caplog.at_level(logging.ERROR, logger="page_images.tasks"):
+        assert tasks.generate_image(job.model_dump(mode="json")) == tasks.tracking_string(
+            "fox-channel"
+        )
+    page.refresh_from_db()
+    assert (page.image_state, page.image_error) == (
+        "error",
+        "The image service is busy. Try again.",
+    )
+    assert "could not schedule its retry" in caplog.text
+    assert len(ScriptedBackend.calls) == 1

@@ -6,6 +6,7 @@ import base64
 import io
 import os
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -380,3 +381,66 @@ def test_the_dev_server_says_what_is_wrong_with_its_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["--size", "huge"])
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+# --- Clients that leave, requests that break, the dev server's exits (branch `coverage`) ---------
+
+
+def test_a_client_that_leaves_before_its_answer_is_forgotten_quietly(capfd):
+    with FakeImageProvider(latency=0.2) as provider:
+        body = b'{"model": "gpt-image-1", "prompt": "a fox"}'
+        host, port = provider.url.removeprefix("http://").split(":")
+        client = socket.create_connection((host, int(port)), timeout=5)
+        client.sendall(
+            b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        # Closed with a reset, as a client killed mid-call: the answer's first write fails.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        time.sleep(0.3)  # the latency, then the failed write
+        provider.latency = 0
+        assert decoded(generate(provider)).startswith(b"\x89PNG")  # still serving
+    assert capfd.readouterr().err == ""
+
+
+def test_a_request_that_breaks_the_handler_is_reported(fake, capfd):
+    # Unlike a client hanging up, a request the fake cannot handle is a bug in a test's client:
+    # its traceback is shown.
+    host, port = fake.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(
+            b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Length: two\r\n\r\n{}"
+        )
+        assert client.recv(1024) == b""  # no answer: the connection is closed
+    err = capfd.readouterr().err
+    assert "ValueError" in err
+    assert "invalid literal for int()" in err
+
+
+def test_the_dev_server_says_when_its_port_is_taken(capsys):
+    from page_images.testing import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit):
+            main(["--port", str(port)], until=threading.Event())
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_the_dev_server_stops_cleanly_on_ctrl_c(capsys):
+    from page_images.testing import main
+
+    class CtrlC(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            raise KeyboardInterrupt
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["--port", str(port)], until=CtrlC()) == 0
+    assert f"127.0.0.1:{port}" in capsys.readouterr().out
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 1):
+        pass  # stopped: the port is free again

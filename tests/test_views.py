@@ -96,6 +96,26 @@ def test_click_that_loses_the_claim_shows_the_winners_state(editor, page, publis
     assert published == []
 
 
+def test_click_on_a_record_deleted_while_it_was_handled_is_not_found(
+    editor, page, published, monkeypatch
+):
+    # Loaded, then deleted by someone else before the claim: there is no state left to show.
+    from page_images import views
+
+    loaded = views.load_record
+
+    def load_then_delete(ref):
+        instance = loaded(ref)
+        type(instance).objects.filter(pk=instance.pk).delete()
+        return instance
+
+    monkeypatch.setattr(views, "load_record", load_then_delete)
+    response = post(client_for(editor), page)
+    assert response.status_code == 404
+    assert "This record no longer exists." in response.content.decode()
+    assert published == []
+
+
 @case(
     "access",
     "Anonymous click (htmx)",

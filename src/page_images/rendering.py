@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
@@ -84,10 +84,8 @@ def streaming_enabled(request: HttpRequest | None = None) -> bool:
     return request is None or isinstance(request, ASGIRequest)
 
 
-def _seconds_until(moment: datetime | None) -> int | None:
+def _seconds_until(moment: datetime) -> int:
     """Whole seconds from now until just past ``moment``, for a one-off re-read of a container."""
-    if moment is None:
-        return None
     return max(1, math.ceil((moment - timezone.now()).total_seconds()) + 1)
 
 
@@ -275,8 +273,11 @@ def container_context(
             "claimed_at": instance.image_claimed_at,
             "started_at": instance.image_started_at,
             "poll_ms": int(app_settings.POLL_INTERVAL * 1000) if poll else None,
-            # Re-read when the job would be presumed dead: a dead job sends no event.
-            "refresh_in": _seconds_until(instance.image_job_deadline) if generating else None,
+            # Re-read when the job would be presumed dead: a dead job sends no event. A record
+            # shows as generating only while its job has a deadline to pass (image_state).
+            "refresh_in": _seconds_until(cast("datetime", instance.image_job_deadline))
+            if generating
+            else None,
             "cancel_url": page["cancel_url"],
             "cancel_label": page["cancel_label"],
         }

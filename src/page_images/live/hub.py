@@ -84,18 +84,17 @@ class Inbox:
             await self._wait(timeout)
         return self._items.pop(0) if self._items else None
 
-    async def _wait(self, timeout: float | None) -> None:
+    async def _wait(self, timeout: float) -> None:
         if self._waiter is not None:
             raise RuntimeError("an Inbox has one reader at a time")
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
+        timer = loop.call_later(timeout, _wake, waiter)
         try:
             await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+            timer.cancel()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -194,15 +193,15 @@ class Hub:
                 del self._by_owner[owner]
         index = self._by_reference
         for reference in self._subscriptions.pop(inbox, ()):
-            current = index.get(reference)
-            if current is inbox:
-                del index[reference]
-            elif isinstance(current, set):
+            # Each of the inbox's references is indexed: by the inbox itself while it is the
+            # record's only subscriber, else by a set of two or more that holds it.
+            current = index[reference]
+            if isinstance(current, set):
                 current.discard(inbox)
                 if len(current) == 1:
                     index[reference] = current.pop()
-                elif not current:
-                    del index[reference]
+            else:
+                del index[reference]
 
     def _start_listener(self) -> bool:
         if self._task is not None and not self._task.done():

@@ -106,9 +106,10 @@ class _PageInclusionNode(InclusionNode):
             engine = cast("Template", context.template).engine
             cached = (_fast_copy(engine.get_template(self.template_name)), context.new())
             context.render_context[self] = cached
+        # Never in use by another render of this node: the record's template renders under a
+        # render state of its own (below), and every template it includes pushes one more, so
+        # none of them can find this entry again while it is in use.
         included, isolated = cached
-        if len(isolated.dicts) != 1:  # re-entered from its own template: not shareable
-            isolated = context.new()
         # What {% autoescape %}, {% localize %} and {% localtime %} may have changed around the tag.
         isolated.autoescape = context.autoescape
         isolated.use_l10n = context.use_l10n
