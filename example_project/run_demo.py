@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,25 @@ def start(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, *args], cwd=HERE)
 
 
+def start_relayed(*args: str, ready_line: bytes) -> tuple[subprocess.Popen[bytes], threading.Event]:
+    """Start a process whose output this one relays, and learn when it prints ``ready_line``."""
+    process = subprocess.Popen(
+        [sys.executable, *args], cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    ready = threading.Event()
+
+    def relay() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+            if ready_line in line:
+                ready.set()
+
+    threading.Thread(target=relay, daemon=True).start()
+    return process, ready
+
+
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -43,17 +63,27 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def wait_until_listening(
-    host: str, port: int, processes: list[subprocess.Popen[bytes]], timeout: float = 30
+def listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until_ready(
+    host: str,
+    port: int,
+    worker_ready: threading.Event,
+    processes: list[subprocess.Popen[bytes]],
+    timeout: float = 60,
 ) -> None:
+    """Until the site answers and the worker has said it is ready (its banner is above)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and all(p.poll() is None for p in processes):
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                time.sleep(0.5)  # the worker's banner, printed at about the same moment
-                return
-        except OSError:
-            time.sleep(0.2)
+        if worker_ready.is_set() and listening(host, port):
+            return
+        time.sleep(0.2)
 
 
 def main() -> int:
@@ -62,20 +92,22 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
     run("migrate", "--noinput", "--verbosity", "0")
     run("seed_demo")
+    worker, worker_ready = start_relayed(
+        "-m",
+        "celery",
+        "-A",
+        "example",
+        "worker",
+        "--pool=threads",
+        "--concurrency=4",
+        "--loglevel=INFO",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        ready_line=b" ready.",
+    )
     processes = [
-        start(
-            "-m",
-            "celery",
-            "-A",
-            "example",
-            "worker",
-            "--pool=threads",
-            "--concurrency=4",
-            "--loglevel=INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ),
+        worker,
         start(
             "-m",
             "uvicorn",
@@ -96,8 +128,9 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
-    # Said once the site answers, so that the worker's banner does not scroll it away.
-    wait_until_listening(host, int(port), processes)
+    # Said once the site answers and the worker is ready, so that its banner, which comes
+    # first, does not scroll the address away.
+    wait_until_ready(host, int(port), worker_ready, processes)
     print(
         f"\n  django-page-images demo: http://{host}:{port}/\n"
         "  Log in as demo / demo. Ctrl-C stops it.\n",

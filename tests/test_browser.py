@@ -144,3 +144,16 @@ def test_a_click_that_a_foreign_page_answers_says_it_failed(page: Any) -> None:
     assert "The request failed" in failed.inner_text()
     assert "Bad Gateway" not in page.locator("body").inner_text()
     shot(page, "8-foreign-502")
+
+
+def test_make_demo_says_its_address_last_and_stops_at_once_with_a_tab_open(
+    browser: Any, tmp_path: Any
+) -> None:
+    # The address used to be printed before the worker's banner, which scrolled it away; Ctrl-C
+    # used to wait about 12 s for an open tab's event stream to end.
+    with demo_stack(tmp_path, job_seconds=1) as own, editor_tab(browser, own.url, own) as tab:
+        log = own.log_text()
+        assert log.rindex(" ready.") < log.rindex(f"django-page-images demo: {own.url}/")
+        assert tab.streams, "the tab opened no event stream"
+        took = own.stop()
+        assert took < 5, f"the demo took {took:.1f} s to stop with a tab open"

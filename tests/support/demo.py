@@ -39,6 +39,20 @@ class Demo:
     url: str
     state: Path
     log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> float:
+        """SIGTERM, as Ctrl-C: require a clean exit; return the seconds it took."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            assert self.process.wait(timeout=30) == 0, self.log_text()
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return time.monotonic() - started
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -61,8 +75,9 @@ def need_browser() -> None:
 
 @contextlib.contextmanager
 def demo_stack(state: Path, *, job_seconds: float, redis_url: str | None = None) -> Iterator[Demo]:
-    """Run the demo in ``state`` until the block ends; stop it with SIGTERM (Ctrl-C), as a
-    person does, and require a clean exit. The LocalBackend takes ``job_seconds`` per picture."""
+    """Run the demo in ``state`` until the block ends (or ``Demo.stop()``); stop it with SIGTERM
+    (Ctrl-C), as a person does, and require a clean exit. The LocalBackend takes
+    ``job_seconds`` per picture."""
     port = free_port()
     env = {
         **os.environ,
@@ -76,7 +91,7 @@ def demo_stack(state: Path, *, job_seconds: float, redis_url: str | None = None)
         env["REDIS_URL"] = redis_url
     demo = Demo(f"http://127.0.0.1:{port}", state, state / "demo.log")
     with demo.log.open("wb") as log:
-        process = subprocess.Popen(
+        demo.process = process = subprocess.Popen(
             [sys.executable, str(ROOT / "example_project" / "run_demo.py")],
             env=env,
             stdout=log,
@@ -95,13 +110,8 @@ def demo_stack(state: Path, *, job_seconds: float, redis_url: str | None = None)
             time.sleep(0.3)
         yield demo
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=30) == 0, demo.log_text()
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if process.poll() is None:
+            demo.stop()
 
 
 @contextlib.contextmanager

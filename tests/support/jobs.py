@@ -62,7 +62,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
     value = predicate()
     while not value:
         if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout}s waiting for {predicate}", pytrace=False)
+            describe = getattr(predicate, "describe", None)
+            found = f": {describe()}" if callable(describe) else ""
+            pytest.fail(f"gave up after {timeout}s waiting for {predicate}{found}", pytrace=False)
         time.sleep(interval)
         value = predicate()
     return value
@@ -75,6 +77,14 @@ def settled(instance: Any) -> Callable[[], Any]:
         instance.refresh_from_db()
         return not instance.image_generating
 
+    def describe() -> str:
+        """What a test that gave up reports: where the job was when it stopped waiting."""
+        return (
+            f"{instance._meta.label}:{instance.pk} claimed at {instance.image_claimed_at}, "
+            f"running since {instance.image_started_at}, error {instance.image_error!r}"
+        )
+
+    check.describe = describe  # type: ignore[attr-defined]
     return check
 
 

@@ -67,8 +67,10 @@ TIERS = ("fast", "full", "all")
 #: waits) must not compete with each other for two cores.
 BESIDE = ("tests/test_install.py", "tests/faults/test_broken_variants.py")
 #: Modules whose first import costs seconds (LiteLLM: ~3 s, more in a fresh environment that has
-#: yet to compile it): a fast-tier run imports them before its first test when a selected test's
-#: module mentions them, so that FAST_TEST_SECONDS measures tests, not which one came first.
+#: yet to compile it, 10 s and more under coverage on a busy machine): a run imports them before
+#: its first test when a selected test's module mentions them, so that FAST_TEST_SECONDS, and a
+#: full-tier test's wait for its first job on an in-process worker, measure tests, not which one
+#: came first.
 WARM_UP = ("litellm",)
 
 _violations: list[str] = []
@@ -148,9 +150,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             items[:] = [item for item in items if bool(full_tier_markers(item)) != fast]
             config.hook.pytest_deselected(items=left_out)
         config.stash[_LEFT_OUT] = len(left_out)
+    if not _xdist_controller(config):
+        _warm_up(items)
     if tier(config) == "fast":
-        if not _xdist_controller(config):
-            _warm_up(items)
         return
     if os.environ.get("PAGE_IMAGES_TEST_DB", "sqlite") != "postgres":  # as tests/settings.py
         # The full tier without a PostgreSQL (a laptop): runtests.py said so; CI never gets here.
