@@ -20,6 +20,7 @@ set-up and call take longer than ``FAST_TEST_SECONDS`` fails too: mark it or mak
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import ipaddress
 import multiprocessing.process
@@ -66,11 +67,11 @@ TIERS = ("fast", "full", "all")
 #: and share nothing with the rest, whose clocks (kills, time limits, outages, a browser's
 #: waits) must not compete with each other for two cores.
 BESIDE = ("tests/test_install.py", "tests/faults/test_broken_variants.py")
-#: Modules whose first import costs seconds (LiteLLM: ~3 s, more in a fresh environment that has
-#: yet to compile it, 10 s and more under coverage on a busy machine): a run imports them before
-#: its first test when a selected test's module mentions them, so that FAST_TEST_SECONDS, and a
-#: full-tier test's wait for its first job on an in-process worker, measure tests, not which one
-#: came first.
+#: Modules whose first import costs seconds (LiteLLM: 10 s of CPU on this 2-core machine, more
+#: under coverage): imported just before the first test whose module mentions them, outside its
+#: timed set-up, so that FAST_TEST_SECONDS, and a full-tier test's wait for its first job on an
+#: in-process worker, measure tests, not which one came first; in the fast tier those modules
+#: share one pytest-xdist worker, so the import is paid once (pytest_xdist_make_scheduler).
 WARM_UP = ("litellm",)
 
 _violations: list[str] = []
@@ -150,8 +151,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             items[:] = [item for item in items if bool(full_tier_markers(item)) != fast]
             config.hook.pytest_deselected(items=left_out)
         config.stash[_LEFT_OUT] = len(left_out)
-    if not _xdist_controller(config):
-        _warm_up(items)
     if tier(config) == "fast":
         return
     if os.environ.get("PAGE_IMAGES_TEST_DB", "sqlite") != "postgres":  # as tests/settings.py
@@ -166,28 +165,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """The full tier's two workers: BESIDE's modules on one, every other test on the other.
+    """How the two pytest-xdist workers share the tests.
 
-    pytest-xdist's own ``--dist loadgroup`` would do, but its group marks are lost under pytest 9
-    (it renames ``item._nodeid``, which pytest 9 no longer reads).
+    Fast tier: the modules that use a WARM_UP module on one worker, the others spread module by
+    module (LiteLLM's import costs 10 s of CPU on this machine: paid once, not by each worker).
+    Full tier: BESIDE's modules on one worker, every other test on the other, one at a time.
+    (pytest-xdist's ``--dist loadgroup`` would do for the latter, but its group marks are lost
+    under pytest 9: it renames ``item._nodeid``, which pytest 9 no longer reads.)
     """
-    if tier(config) != "full":
-        return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class Beside(LoadScopeScheduling):  # type: ignore[misc]
+    full = tier(config) == "full"
+    root = config.rootpath
+
+    class Shared(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return "beside" if nodeid.split("::")[0] in BESIDE else "one-at-a-time"
+            module = nodeid.split("::")[0]
+            if full:
+                return "beside" if module in BESIDE else "one-at-a-time"
+            return "warm-up" if _warm_ups(root / module) else module
 
-    return Beside(config, log)
+    return Shared(config, log) if tier(config) in ("fast", "full") else None
 
 
-def _warm_up(items: list[pytest.Item]) -> None:
-    sources = {Path(str(item.fspath)) for item in items}
-    texts = [path.read_text(errors="replace") for path in sources if path.suffix == ".py"]
-    for name in WARM_UP:
-        if any(name in text for text in texts):
-            importlib.import_module(name)
+@functools.cache
+def _warm_ups(path: Path) -> tuple[str, ...]:
+    """The WARM_UP modules a test module mentions."""
+    text = path.read_text(errors="replace") if path.suffix == ".py" else ""
+    return tuple(name for name in WARM_UP if name in text)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Import the WARM_UP modules a test's module mentions before its set-up begins: outside the
+    durations that FAST_TEST_SECONDS judges, and only in a process that runs such a test."""
+    for name in _warm_ups(Path(str(item.fspath))):
+        importlib.import_module(name)
 
 
 _LEFT_OUT = pytest.StashKey[int]()
