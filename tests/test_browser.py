@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.reliability import case
 from tests.support.demo import (
     Demo,
     chromium,
@@ -104,6 +105,11 @@ def test_a_refusal_shows_its_message_and_retry_works(page: Any, demo: str) -> No
     shot(page, "6-retried")
 
 
+@case(
+    "worker",
+    "An editor clicks Cancel in Chromium while the job runs",
+    "The chip is back at once; the job's picture is discarded and never shown or stored.",
+)
 def test_a_cancelled_job_gives_the_chip_back_and_its_picture_never_lands(
     page: Any, stack: Demo
 ) -> None:
@@ -125,6 +131,12 @@ def test_a_cancelled_job_gives_the_chip_back_and_its_picture_never_lands(
     assert stack.image_of(article_id) == ""
 
 
+@case(
+    "requests",
+    "A proxy or another URL pattern answers the click with its own error page (502)",
+    "The container says the request failed (role=alert), in Chromium; the foreign page is not "
+    "swapped in.",
+)
 def test_a_click_that_a_foreign_page_answers_says_it_failed(page: Any) -> None:
     # A proxy in front of the site answers the click with its own error page (a 502): the editor
     # is told, where they clicked, instead of a click that does nothing. (A 404 from a URL pattern

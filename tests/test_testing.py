@@ -7,6 +7,7 @@ import io
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 from typing import Any
@@ -338,6 +339,17 @@ def test_stop_closes_the_connections_litellm_pooled_for_it():
         warnings.simplefilter("always", ResourceWarning)
         gc.collect()
     assert [w for w in caught if "unclosed" in str(w.message)] == []
+
+
+def test_stop_without_litellm_loaded_has_no_clients_to_close(monkeypatch):
+    # A site without the litellm extra (LocalBackend, a backend of its own) uses the fake too.
+    monkeypatch.delitem(sys.modules, "litellm", raising=False)
+    provider = FakeImageProvider().start()
+    generate(provider)
+    provider.stop()
+    assert "litellm" not in sys.modules
+    with pytest.raises(requests.ConnectionError):
+        generate(provider)
 
 
 def test_the_fake_provider_runs_as_a_dev_server_on_a_given_port(capsys):
