@@ -352,10 +352,10 @@ def _load(function: str, params: dict[str, Any], services: Services, folder: Pat
 
 
 def run(services: Services, quick: bool) -> list[Row]:
-    # The quick mode (CI) holds 4,000 streams with 1,000 busy tabs: the same code paths and
-    # per-stream figures, in about a third of the time (the machine's two cores open and close
+    # The quick mode (CI) holds 2,500 streams with 700 busy tabs: the same code paths and
+    # per-stream figures, in about a quarter of the time (the machine's two cores open and close
     # every one of them).
-    streams, others = (4_000, 1_000) if quick else (10_000, 2_000)
+    streams, others = (2_500, 700) if quick else (10_000, 2_000)
     import resource
 
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -364,8 +364,8 @@ def run(services: Services, quick: bool) -> list[Row]:
             f"the open-file limit is {limit}: {streams} streams need {streams + 2_000} "
             "(raise the hard limit, `ulimit -Hn`, for the user that runs the benchmarks)"
         )
-    window = 15.0 if quick else 60.0
-    samples = 200 if quick else 1000
+    window = 10.0 if quick else 60.0
+    samples = 150 if quick else 1000
     folder = Path(services.media_root).parent
     fixtures.setup_django()
     from page_images.live.tokens import sign_references
@@ -400,7 +400,7 @@ def run(services: Services, quick: bool) -> list[Row]:
         "samples": samples,
         "window": window,
         "poll_refs": signed[:40],
-        "poll_seconds": 8.0 if quick else 20.0,
+        "poll_seconds": 6.0 if quick else 20.0,
     }
 
     log(f"2 stream: one worker, {streams} streams, latency alone and with {others} others")

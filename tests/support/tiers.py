@@ -63,10 +63,17 @@ FAST_TEST_SECONDS = float(os.environ.get("PAGE_IMAGES_FAST_TEST_SECONDS", "10"))
 TIERS = ("fast", "full", "all")
 #: The full tier runs on two pytest-xdist workers (runtests.py): these modules on one, every other
 #: full-tier test on the other, one at a time, as before. They spend their minutes in processes
-#: of their own (a wheel built and installed into a site; pytest runs against broken variants)
-#: and share nothing with the rest, whose clocks (kills, time limits, outages, a browser's
-#: waits) must not compete with each other for two cores.
-BESIDE = ("tests/test_install.py", "tests/faults/test_broken_variants.py")
+#: of their own, with services of their own (a wheel built and installed into a site with its own
+#: Redis; pytest runs against broken variants, or against a PostgreSQL cluster of their own; fresh
+#: interpreters importing the app) and judge no clock, so they share nothing with the rest, whose
+#: clocks (kills, time limits, outages, a browser's waits) must not compete with each other.
+BESIDE = (
+    "tests/test_install.py",
+    "tests/faults/test_broken_variants.py",
+    "tests/faults/test_click_storm.py",
+    "tests/test_tiers.py",
+    "tests/test_imports.py",
+)
 #: Modules whose first import costs seconds (LiteLLM: 10 s of CPU on this 2-core machine, more
 #: under coverage): imported just before the first test whose module mentions them, outside its
 #: timed set-up, so that FAST_TEST_SECONDS, and a full-tier test's wait for its first job on an
