@@ -174,8 +174,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """How the two pytest-xdist workers share the tests.
 
-    Fast tier: the modules that use a WARM_UP module on one worker, the others spread module by
-    module (LiteLLM's import costs 10 s of CPU on this machine: paid once, not by each worker).
+    Fast tier: the modules that use a WARM_UP module on one worker, the other tests spread one by
+    one (LiteLLM's import costs 10 s of CPU on this machine: paid once, not by each worker).
     Full tier: BESIDE's modules on one worker, every other test on the other, one at a time.
     (pytest-xdist's ``--dist loadgroup`` would do for the latter, but its group marks are lost
     under pytest 9: it renames ``item._nodeid``, which pytest 9 no longer reads.)
@@ -190,7 +190,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             module = nodeid.split("::")[0]
             if full:
                 return "beside" if module in BESIDE else "one-at-a-time"
-            return "warm-up" if _warm_ups(root / module) else module
+            return "warm-up" if _warm_ups(root / module) else nodeid  # others: test by test
 
     return Shared(config, log) if tier(config) in ("fast", "full") else None
 
