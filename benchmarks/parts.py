@@ -32,9 +32,9 @@ PARTS = [
     ("load the record (signed reference, SELECT)", "page_images.views", "load_record"),
     ("permission (the model's change permission)", "page_images.views", "can_generate"),
     ("rate limit (the cache)", "page_images.ratelimit", "allow"),
-    ("claim (conditional UPDATE)", "page_images.services", "claim"),
-    ("event for other tabs (publish)", "page_images.services", "notify"),
-    ("enqueue (Celery's apply_async)", "page_images.services", "_enqueue"),
+    ("claim (conditional UPDATE)", "page_images.claims", "claim"),
+    ("event for other tabs (publish)", "page_images.claims", "notify"),
+    ("enqueue (Celery's apply_async)", "page_images.queueing", "_enqueue"),
     ("answer (render the container)", "page_images.views", "_answer"),
 ]
 VIEWS = [("page_images.urls", "trigger"), ("benchmarks.site.urls", "empty")]
