@@ -40,6 +40,15 @@ class EmptyPromptError(PageImagesError, ValueError):
         super().__init__(message)
 
 
+class InvalidChoiceError(PageImagesError, ValueError):
+    """An editor's choice (a preset, an aspect ratio, a prompt) the site does not accept now;
+    the message says what to do. Nothing is claimed or queued."""
+
+
+class UnsupportedAspectRatioError(PageImagesError, ValueError):
+    """The backend's provider cannot draw this aspect ratio; the message says which it can."""
+
+
 class EnqueueError(PageImagesError):
     """The job could not be handed to the broker; the claim was released and may be retried."""
 
