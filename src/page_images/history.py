@@ -70,8 +70,9 @@ class Generation(models.Model):
     )
     #: What was sent to the model: the record's prompt, or the editor's, with the preset's words.
     prompt = models.TextField(_("prompt"))
-    #: The record's own prompt when the click was made: the picture is discarded if it changes.
-    record_prompt = models.TextField(_("record's prompt"), blank=True)
+    #: What the picture should show, before the preset's words: the record's prompt when the
+    #: click was made (the picture is stale if that changes), or the editor's own.
+    subject = models.TextField(_("subject"), blank=True)
     #: The editor changed the prompt before sending it (the record's text then does not matter).
     prompt_edited = models.BooleanField(_("prompt edited"), default=False)
     preset = models.CharField(_("preset"), max_length=64, blank=True)

@@ -129,7 +129,7 @@ def _generation(
         token=token,
         user=user if getattr(user, "is_authenticated", False) else None,
         prompt=spec.prompt,
-        record_prompt=spec.record_prompt,
+        subject=spec.subject,
         prompt_edited=spec.prompt_edited,
         preset=spec.preset,
         aspect_ratio=spec.aspect_ratio,

@@ -120,8 +120,9 @@ def _prompt(instance: ImageGeneratingMixin, generation: Generation | None) -> st
     """What to draw in this attempt: the editor's prompt as sent, or the record's as it is now
     (a retry after the text changed draws the new text), with the preset's words."""
     if generation is not None and generation.prompt_edited:
-        return generation.prompt
-    own = record_prompt(instance)
+        own = generation.subject
+    else:
+        own = record_prompt(instance)
     if not own:
         return ""
     preset = app_settings.PRESETS.get(generation.preset, {}) if generation is not None else {}
