@@ -33,6 +33,8 @@ from page_images.references import BadReference, RecordNotFound, load_record
 from page_images.rendering import container_context
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from page_images.models import ImageGeneratingMixin
 
 logger = logging.getLogger(__name__)
@@ -192,6 +194,20 @@ def trigger(request: HttpRequest) -> HttpResponse:
     return _answer(request, instance, 200)
 
 
+def _act(request: HttpRequest, change: Callable[[ImageGeneratingMixin], bool]) -> HttpResponse:
+    """Apply an editor's button to the record the POST names, after the trigger's checks.
+
+    ``change`` returns False when the page was out of date (someone else chose, restored or
+    regenerated since it was drawn): the answer then shows what the record shows now.
+    """
+    found = _posted_record(request)
+    if isinstance(found, HttpResponse):
+        return found
+    if not change(found):
+        return _out_of_date(request, found)
+    return _answer(request, found, 200)
+
+
 @require_POST
 def cancel(request: HttpRequest) -> HttpResponse:
     """Give up the record's running or queued job; answer with the container as it is now.
@@ -199,43 +215,25 @@ def cancel(request: HttpRequest) -> HttpResponse:
     The job is not killed: it finds its claim gone and discards what it makes. The editor is not
     left waiting on a job that a dead worker or a lost queue will never finish.
     """
-    found = _posted_record(request)
-    if isinstance(found, HttpResponse):
-        return found
-    claims.cancel(found)
-    return _answer(request, found, 200)
+    return _act(request, lambda record: claims.cancel(record) or True)
 
 
 @require_POST
 def accept(request: HttpRequest) -> HttpResponse:
     """Publish the candidate the editor chose; the others are deleted, the old picture kept."""
-    found = _posted_record(request)
-    if isinstance(found, HttpResponse):
-        return found
-    if not pictures.accept(found, request.POST.get("picture", "")):
-        return _out_of_date(request, found)
-    return _answer(request, found, 200)
+    return _act(request, lambda record: pictures.accept(record, request.POST.get("picture", "")))
 
 
 @require_POST
 def discard(request: HttpRequest) -> HttpResponse:
     """Throw the candidates away; the record shows its live picture (or the chip) again."""
-    found = _posted_record(request)
-    if isinstance(found, HttpResponse):
-        return found
-    pictures.discard(found)
-    return _answer(request, found, 200)
+    return _act(request, lambda record: pictures.discard(record) or True)
 
 
 @require_POST
 def restore(request: HttpRequest) -> HttpResponse:
-    """Show an earlier picture again; the one it replaces is kept, so this is undone the same way."""
-    found = _posted_record(request)
-    if isinstance(found, HttpResponse):
-        return found
-    if not pictures.restore(found, request.POST.get("picture", "")):
-        return _out_of_date(request, found)
-    return _answer(request, found, 200)
+    """Show an earlier picture again; the one replaced is kept, so a restore can be undone."""
+    return _act(request, lambda record: pictures.restore(record, request.POST.get("picture", "")))
 
 
 def _out_of_date(request: HttpRequest, instance: ImageGeneratingMixin) -> HttpResponse:
