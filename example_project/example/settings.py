@@ -131,6 +131,8 @@ PAGE_IMAGES = {
     "EVENTS": EVENTS,
     "ALLOW_LOOPBACK_DOWNLOADS": bool(os.environ.get("PAGE_IMAGES_API_BASE")),
     "RATE_LIMIT": None,
+    # The demo shows the label that may go with a generated picture (off by default).
+    "AI_LABEL": True,
 }
 LOGGING = {
     "version": 1,

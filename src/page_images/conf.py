@@ -70,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
     "STREAMS_PER_SESSION": 20,
     # Seconds between polls of a generating container when no event stream is configured.
     "POLL_INTERVAL": 2.0,
+    # Write into each stored file that an AI model made it: IPTC's digital source type
+    # "trainedAlgorithmicMedia" in an XMP packet, as the EU AI Act and the platforms read it.
+    "PROVENANCE": True,
+    # Show an "AI-generated" label with the picture in the container, to editors and visitors.
+    "AI_LABEL": False,
 }
 
 
@@ -199,6 +204,14 @@ class PageImagesSettings:
     @property
     def POLL_INTERVAL(self) -> float:
         return float(self.get("POLL_INTERVAL"))
+
+    @property
+    def PROVENANCE(self) -> bool:
+        return bool(self.get("PROVENANCE"))
+
+    @property
+    def AI_LABEL(self) -> bool:
+        return bool(self.get("AI_LABEL"))
 
 
 app_settings = PageImagesSettings()

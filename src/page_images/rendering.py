@@ -147,6 +147,7 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "chip_label": _CHIP_LABEL,
             "retry_label": _RETRY_LABEL,
             "cancel_label": _CANCEL_LABEL,
+            "ai_label": app_settings.AI_LABEL,
             "signer": RecordSigner(),
         }
         if request is not None:
@@ -280,6 +281,7 @@ def container_context(
             else None,
             "cancel_url": page["cancel_url"],
             "cancel_label": page["cancel_label"],
+            "ai_label": page["ai_label"],  # shown with a picture only, to visitors as well
         }
     )
     return context

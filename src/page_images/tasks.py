@@ -35,6 +35,7 @@ from page_images.exceptions import (
 )
 from page_images.intake import validate_image
 from page_images.models import ImageGeneratingMixin
+from page_images.provenance import mark_ai_generated
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def _generate_and_store(instance: ImageGeneratingMixin, token: uuid.UUID) -> Non
     _close_db_connections()
     result = backend.generate(request)
     image = validate_image(result.content, declared_type=result.content_type)
+    image = mark_ai_generated(image, model=result.model, validate=validate_image)
     # An editor may have rewritten the text while the provider worked (10 s to minutes): a
     # picture of the old text would be stored as if it showed the new one.
     if type(instance)._base_manager.get(pk=instance.pk).get_image_prompt() != prompt:
