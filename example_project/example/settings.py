@@ -131,6 +131,8 @@ PAGE_IMAGES = {
     "EVENTS": EVENTS,
     "ALLOW_LOOPBACK_DOWNLOADS": bool(os.environ.get("PAGE_IMAGES_API_BASE")),
     "RATE_LIMIT": None,
+    # The demo shows the label that may go with a generated picture (off by default).
+    "AI_LABEL": True,
 }
 # The editor's tools (docs/editing.md): the chip opens a prompt panel with styles and shapes, two
 # candidates wait for the editor's choice, and a picture offers Regenerate and Earlier pictures.

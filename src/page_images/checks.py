@@ -42,6 +42,8 @@ _POSITIVE_NUMBERS = (
     "STREAMS_PER_SESSION",
 )
 _KNOWN_FORMATS = {"PNG", "JPEG", "WEBP"}
+#: Settings that switch something on or off: a string such as "False" would read as on.
+_SWITCHES = ("PROVENANCE", "AI_LABEL")
 
 
 def _error(message: str, id: str, hint: str | None = None) -> Error:
@@ -74,6 +76,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     messages += _check_numbers(merged)
+    messages += _check_switches(merged)
     messages += _check_size(merged["SIZE"])
     messages += _check_formats(merged["ALLOWED_FORMATS"])
     messages += _check_backend(merged["BACKEND"], merged["OPTIONS"])
@@ -148,6 +151,17 @@ def _check_numbers(merged: dict[str, Any]) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+def _check_switches(merged: dict[str, Any]) -> list[CheckMessage]:
+    return [
+        _error(
+            f"{SETTING_NAME}['{key}'] must be True or False, not {merged[key]!r}.",
+            "page_images.E016",
+        )
+        for key in _SWITCHES
+        if not isinstance(merged[key], bool)
+    ]
 
 
 def _check_size(size: Any) -> list[CheckMessage]:

@@ -92,6 +92,11 @@ DEFAULTS: dict[str, Any] = {
     "REGENERATE": False,
     # Earlier pictures kept per record for "Restore previous"; older files are deleted. None: all.
     "KEEP_PICTURES": 5,
+    # Write into each stored file that an AI model made it: IPTC's digital source type
+    # "trainedAlgorithmicMedia" in an XMP packet, as the EU AI Act and the platforms read it.
+    "PROVENANCE": True,
+    # Show an "AI-generated" label with the picture in the container, to editors and visitors.
+    "AI_LABEL": False,
 }
 
 
@@ -259,6 +264,14 @@ class PageImagesSettings:
     def KEEP_PICTURES(self) -> int | None:
         value = self.get("KEEP_PICTURES")
         return None if value is None else int(value)
+
+    @property
+    def PROVENANCE(self) -> bool:
+        return bool(self.get("PROVENANCE"))
+
+    @property
+    def AI_LABEL(self) -> bool:
+        return bool(self.get("AI_LABEL"))
 
 
 def parse_ratio(value: str) -> tuple[int, int]:

@@ -158,6 +158,7 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "chip_label": _CHIP_LABEL,
             "retry_label": _RETRY_LABEL,
             "cancel_label": _CANCEL_LABEL,
+            "ai_label": app_settings.AI_LABEL,
             "signer": RecordSigner(),
         }
         if request is not None:
@@ -307,6 +308,7 @@ def container_context(
             "discard_url": page["discard_url"],
             "restore_url": page["restore_url"],
             "candidates": editing.candidates(instance) if state == "review" else (),
+            "ai_label": page["ai_label"],  # shown with a picture only, to visitors as well
         }
     )
     return context

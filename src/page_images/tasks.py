@@ -36,6 +36,7 @@ from page_images.exceptions import (
 )
 from page_images.intake import validate_image
 from page_images.models import ImageGeneratingMixin
+from page_images.provenance import mark_ai_generated
 from page_images.specs import record_prompt, with_preset
 
 if TYPE_CHECKING:
@@ -171,7 +172,12 @@ def _generate_and_store(
     _close_db_connections()
     results = backend.generate_variants(request)
     images = [
-        validate_image(result.content, declared_type=result.content_type) for result in results
+        mark_ai_generated(
+            validate_image(result.content, declared_type=result.content_type),
+            model=result.model,
+            validate=validate_image,
+        )
+        for result in results
     ]
     # An editor may have rewritten the text while the provider worked (10 s to minutes): a
     # picture of the old text would be stored as if it showed the new one. A prompt the editor
