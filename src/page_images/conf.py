@@ -92,6 +92,12 @@ DEFAULTS: dict[str, Any] = {
     "REGENERATE": False,
     # Earlier pictures kept per record for "Restore previous"; older files are deleted. None: all.
     "KEEP_PICTURES": 5,
+    # USD per picture by model, size and quality, merged over the shipped table (docs/costs.md):
+    # {"gpt-image-1": {"1024x1024": {"low": "0.011", ...}, ...}, "my-model": "0.04"}.
+    "PRICES": {},
+    # Pictures and money allowed per user and for the whole site, per calendar day or month in
+    # TIME_ZONE (docs/costs.md): {"per_user": {"day": 20, "month_usd": "10.00"}, "site": {...}}.
+    "QUOTAS": {},
 }
 
 
@@ -259,6 +265,16 @@ class PageImagesSettings:
     def KEEP_PICTURES(self) -> int | None:
         value = self.get("KEEP_PICTURES")
         return None if value is None else int(value)
+
+    @property
+    def PRICES(self) -> dict[str, Any]:
+        return dict(self.get("PRICES") or {})
+
+    @property
+    def QUOTAS(self) -> dict[str, dict[str, Any]]:
+        return {
+            str(scope): dict(limits) for scope, limits in dict(self.get("QUOTAS") or {}).items()
+        }
 
 
 def parse_ratio(value: str) -> tuple[int, int]:

@@ -28,10 +28,11 @@ from weakref import WeakKeyDictionary
 
 from django.urls import LocalePrefixPattern, URLResolver, get_resolver, get_urlconf, reverse
 from django.utils import timezone
-from django.utils.functional import Promise
+from django.utils.functional import Promise, SimpleLazyObject
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
+from page_images import quotas
 from page_images.conf import app_settings
 from page_images.events import get_bus
 from page_images.permissions import can_generate
@@ -280,6 +281,14 @@ def container_context(
             else None,
             "cancel_url": page["cancel_url"],
             "cancel_label": page["cancel_label"],
+            # Shown beside the chip once a quota runs low (QUOTAS set; counted on first use).
+            "quota": SimpleLazyObject(
+                lambda: quotas.display_status(
+                    request, user if user is not None else getattr(request, "user", None)
+                )
+            )
+            if state == "empty" and app_settings.QUOTAS
+            else None,
         }
     )
     return context

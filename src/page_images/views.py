@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from page_images import claims, ratelimit
-from page_images.exceptions import EmptyPromptError, EnqueueError
+from page_images.exceptions import EmptyPromptError, EnqueueError, QuotaExceededError
 from page_images.permissions import can_generate
 from page_images.queueing import request_generation
 from page_images.references import BadReference, RecordNotFound, load_record
@@ -146,7 +146,9 @@ def trigger(request: HttpRequest) -> HttpResponse:
             request, instance, 429, _("Too many images requested. Wait a minute and try again.")
         )
     try:
-        token = request_generation(instance, user=request.user, replace=False)
+        token = request_generation(instance, user=request.user, replace=False, enforce_quota=True)
+    except QuotaExceededError as exc:  # nothing claimed or queued (quotas.py)
+        return _answer(request, instance, 429, exc.user_message)
     except EmptyPromptError as exc:
         return _answer(request, instance, 400, str(exc))
     except EnqueueError as exc:
