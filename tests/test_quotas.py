@@ -243,6 +243,27 @@ def test_a_short_month(settings, editor, page):
         quotas.enforce(editor, 3, now=NOW)
 
 
+def test_an_admin_action_checks_its_whole_selection(settings, editor, page):
+    use_quotas(
+        settings,
+        {"per_user": {"day": 10, "day_usd": "1.00"}},
+        BACKEND="page_images.backends.litellm.LiteLLMBackend",
+        OPTIONS={"model": "openai/gpt-image-1"},
+        SIZE="1024x1024",
+        QUALITY="medium",
+        VARIANTS=2,
+        PRESETS={"cheap": {"quality": "low"}},
+    )
+    made(editor, page, variants=2, cost="0.084")
+    assert quotas.enforce_generations(editor, 4, now=NOW).remaining == 8  # 8 of 10 pictures
+    with pytest.raises(QuotaExceededError, match="Only 8 of today's images are left"):
+        quotas.enforce_generations(editor, 5, now=NOW)
+    settings.PAGE_IMAGES["QUOTAS"] = {"per_user": {"day_usd": "1.00"}}
+    with pytest.raises(QuotaExceededError, match=r"more than the \$0\.92 left"):
+        quotas.enforce_generations(editor, 11, now=NOW)  # 22 pictures, $0.924
+    quotas.enforce_generations(editor, 41, preset="cheap", now=NOW)  # 82 low ones: $0.902
+
+
 def test_one_query_per_check_and_a_lock_inside_the_transaction(
     settings, editor, page, django_assert_num_queries
 ):

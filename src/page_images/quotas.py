@@ -357,6 +357,19 @@ def enforce(
     return status
 
 
+def enforce_generations(
+    user: Any, n: int, *, preset: str | None = None, now: datetime | None = None
+) -> QuotaStatus:
+    """Room for ``n`` generations as the settings (and ``preset``) ask for them now: the check of
+    an admin action or a backfill before it calls ``request_generations()``.
+
+    Not serialised with concurrent clicks (no lock is held across the batch's claims): a click in
+    the same instant may still take the last picture, and the batch then passes the limit by it.
+    """
+    images = n * max(1, app_settings.VARIANTS)
+    return enforce(user, images, pricing.estimate(n=n, preset=preset), now=now)
+
+
 def display_status(request: HttpRequest | None, user: Any) -> QuotaStatus:
     """The quota status to show ``user`` beside a chip or in the prompt panel: ``status.low``
     says whether to show it, ``status.message`` what to say (``page_images/quota.html``).
