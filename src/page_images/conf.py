@@ -97,6 +97,12 @@ DEFAULTS: dict[str, Any] = {
     "PROVENANCE": True,
     # Show an "AI-generated" label with the picture in the container, to editors and visitors.
     "AI_LABEL": False,
+    # USD per picture by model, size and quality, merged over the shipped table (docs/costs.md):
+    # {"gpt-image-1": {"1024x1024": {"low": "0.011", ...}, ...}, "my-model": "0.04"}.
+    "PRICES": {},
+    # Pictures and money allowed per user and for the whole site, per calendar day or month in
+    # TIME_ZONE (docs/costs.md): {"per_user": {"day": 20, "month_usd": "10.00"}, "site": {...}}.
+    "QUOTAS": {},
 }
 
 
@@ -272,6 +278,16 @@ class PageImagesSettings:
     @property
     def AI_LABEL(self) -> bool:
         return bool(self.get("AI_LABEL"))
+
+    @property
+    def PRICES(self) -> dict[str, Any]:
+        return dict(self.get("PRICES") or {})
+
+    @property
+    def QUOTAS(self) -> dict[str, dict[str, Any]]:
+        return {
+            str(scope): dict(limits) for scope, limits in dict(self.get("QUOTAS") or {}).items()
+        }
 
 
 def parse_ratio(value: str) -> tuple[int, int]:

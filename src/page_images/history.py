@@ -93,6 +93,11 @@ class Generation(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     #: What the pictures cost in USD by the site's price table (PAGE_IMAGES["PRICES"]).
     cost = models.DecimalField(_("cost (USD)"), max_digits=10, decimal_places=4, null=True)
+    #: What the pictures were expected to cost when they were asked for: what a quota counts for
+    #: a generation still queued or running, so that a burst of clicks cannot overshoot a budget.
+    estimated_cost = models.DecimalField(
+        _("estimated cost (USD)"), max_digits=10, decimal_places=4, null=True, blank=True
+    )
     #: What the provider said it cost, when it did: often missing or wrong, so kept apart.
     provider_cost = models.DecimalField(
         _("provider's cost (USD)"), max_digits=10, decimal_places=4, null=True

@@ -28,11 +28,11 @@ from weakref import WeakKeyDictionary
 
 from django.urls import LocalePrefixPattern, URLResolver, get_resolver, get_urlconf, reverse
 from django.utils import timezone
-from django.utils.functional import Promise
+from django.utils.functional import Promise, SimpleLazyObject
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
-from page_images import editing
+from page_images import editing, quotas
 from page_images.conf import app_settings
 from page_images.events import get_bus
 from page_images.permissions import can_generate
@@ -309,6 +309,14 @@ def container_context(
             "restore_url": page["restore_url"],
             "candidates": editing.candidates(instance) if state == "review" else (),
             "ai_label": page["ai_label"],  # shown with a picture only, to visitors as well
+            # Shown beside the chip once a quota runs low (QUOTAS set; counted on first use).
+            "quota": SimpleLazyObject(
+                lambda: quotas.display_status(
+                    request, user if user is not None else getattr(request, "user", None)
+                )
+            )
+            if state == "empty" and app_settings.QUOTAS
+            else None,
         }
     )
     return context

@@ -23,7 +23,7 @@ from django.core.files.base import ContentFile
 from django.db import connections
 from pydantic import BaseModel, ConfigDict
 
-from page_images import claims, history, pictures, signals
+from page_images import claims, history, pictures, pricing, signals
 from page_images.backends import get_backend
 from page_images.backends.base import GeneratedImage, ImageRequest
 from page_images.conf import app_settings, parse_size
@@ -196,6 +196,7 @@ def _generate_and_store(
     ]
     model_name = results[0].model or type(backend).__name__
     outcome = {"prompt": prompt, "model": model_name, "provider_cost": _total_cost(results)}
+    outcome["cost"] = pricing.price(model_name, request.size, request.quality, len(images))
     if generation is not None and generation.review:
         pictures.store_candidates(instance, files, token=token, generation=generation)
         history.record_outcome(

@@ -26,7 +26,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from page_images import claims, pictures, ratelimit
 from page_images.conf import app_settings
-from page_images.exceptions import EmptyPromptError, EnqueueError, InvalidChoiceError
+from page_images.exceptions import (
+    EmptyPromptError,
+    EnqueueError,
+    InvalidChoiceError,
+    QuotaExceededError,
+)
 from page_images.permissions import can_generate
 from page_images.queueing import request_generation
 from page_images.references import BadReference, RecordNotFound, load_record
@@ -175,7 +180,10 @@ def trigger(request: HttpRequest) -> HttpResponse:
             prompt=prompt,
             preset=form.get("preset") or None,
             aspect_ratio=form.get("aspect_ratio") or None,
+            enforce_quota=True,
         )
+    except QuotaExceededError as exc:  # nothing claimed or queued (quotas.py)
+        return _answer(request, instance, 429, exc.user_message)
     except EmptyPromptError as exc:
         return _answer(request, instance, 400, str(exc))
     except InvalidChoiceError as exc:
