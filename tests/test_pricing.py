@@ -76,7 +76,7 @@ def test_estimate_of_a_spec_and_of_the_settings(settings):
         "VARIANTS": 2,
         "PRESETS": {"poster": {"size": "1024x1536", "quality": "high"}},
     }
-    spec = GenerationSpec(prompt="p", record_prompt="p", size="1536x1024", quality="medium")
+    spec = GenerationSpec(prompt="p", subject="p", size="1536x1024", quality="medium")
     assert pricing.estimate(spec) == Decimal("0.063")
     assert pricing.estimate(spec, 10) == Decimal("0.630")
     assert pricing.estimate() == Decimal("0.022")  # SIZE, QUALITY, two variants
