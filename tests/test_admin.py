@@ -89,6 +89,13 @@ def test_the_state_filter_agrees_with_image_state(make_page):
     assert by_state.keys() == set(admin.STATE_LABELS)
 
 
+def test_the_state_filter_reads_a_models_own_image_field(poster):
+    assert not Poster.objects.filter(admin.image_state_q(Poster, "ready")).exists()
+    with_picture(poster)  # into ``artwork``
+    assert list(Poster.objects.filter(admin.image_state_q(Poster, "ready"))) == [poster]
+    assert not Poster.objects.filter(admin.image_state_q(Poster, "empty")).exists()
+
+
 def test_the_changelist_shows_thumbnail_and_state_and_filters_by_state(client, make_page):
     pages = every_state(make_page)
     answer = client.get(CHANGELIST)

@@ -25,6 +25,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """The demo stack, as tests/test_browser.py starts it (a module of its own: its own stack)."""
     need_browser()
     with demo_stack(tmp_path_factory.mktemp("demo"), job_seconds=2.5) as running:
         yield running

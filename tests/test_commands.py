@@ -164,9 +164,9 @@ def test_backfill_keeps_at_most_max_in_flight_jobs_queued(make_page, published, 
     assert "Queued 5: done 5, failed 0." in out
     # Not a terminal: one progress line per wait.
     assert err.splitlines() == [
-        "queued 2, in flight 2, done 0, failed 0",
-        "queued 4, in flight 2, done 2, failed 0",
-        "queued 5, in flight 1, done 4, failed 0",
+        "queued 2/5, in flight 2, done 0, failed 0",
+        "queued 4/5, in flight 2, done 2, failed 0",
+        "queued 5/5, in flight 1, done 4, failed 0",
     ]
 
 
@@ -183,10 +183,7 @@ def test_backfill_progress_updates_one_line_on_a_terminal(make_page, published, 
     )
     out, err = StringIO(), Terminal()
     call_command("page_images_backfill", "testapp.Page", "--limit", "1", stdout=out, stderr=err)
-    assert (
-        err.getvalue()
-        == "\r" + "queued 1, in flight 1, done 0, failed 0 (limit 1)".ljust(79) + "\n"
-    )
+    assert err.getvalue() == "\r" + "queued 1/1, in flight 1, done 0, failed 0".ljust(79) + "\n"
     assert "Queued 1: done 1" in out.getvalue()
 
 

@@ -247,7 +247,10 @@ class _Run:
         self.preset = preset
         self.queued = 0
         #: Matched, but had a picture or a job running when the run began.
-        self.skipped_taken = total - todo.count()
+        eligible = todo.count()
+        self.skipped_taken = total - eligible
+        #: What the progress line counts towards: the records to take up, within the limit.
+        self.planned = eligible if limit is None else min(eligible, limit)
         #: Taken up, but not queued: no text to draw, or claimed by someone meanwhile.
         self.skipped_later = 0
         self.tokens: set[uuid.UUID] = set()
@@ -319,11 +322,9 @@ class _Run:
     def _progress(self, in_flight: int) -> None:
         counts = self.counts()
         line = (
-            f"queued {self.queued}, in flight {in_flight}, done {counts['done']}, "
+            f"queued {self.queued}/{self.planned}, in flight {in_flight}, done {counts['done']}, "
             f"failed {counts['failed']}"
         )
-        if self.limit is not None:
-            line += f" (limit {self.limit})"
         if self.tty:  # one line, written over at each step
             self.err.write("\r" + line.ljust(79), ending="")
         else:  # a log: one line per step
