@@ -134,6 +134,23 @@ def test_the_change_form_shows_the_live_container_after_the_image_field(client, 
     assert "image_claim_token" not in html
 
 
+def test_the_change_form_links_to_the_records_history(client, staff, make_page, eager):
+    from page_images.queueing import request_generation
+
+    page, other = make_page("one"), make_page("two")
+    request_generation(page)
+    request_generation(other)
+    html = client.get(f"{CHANGELIST}{page.pk}/change/").content.decode()
+    link = html.split('class="page-images-admin-history"><a href="', 1)[1].split('"', 1)[0]
+    answer = client.get(link.replace("&amp;", "&"))
+    assert answer.status_code == 200
+    assert [row.object_id for row in answer.context["cl"].result_list] == [str(page.pk)]
+    # Only for those who may read the history.
+    staff.user_permissions.remove(*Permission.objects.filter(codename="view_generation"))
+    html = client.get(f"{CHANGELIST}{page.pk}/change/").content.decode()
+    assert "page-images-admin-history" not in html
+
+
 def test_the_change_form_still_saves_the_record(client, staff, page):
     staff.user_permissions.add(*Permission.objects.filter(codename="change_page"))
     answer = client.post(

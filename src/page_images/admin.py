@@ -27,10 +27,11 @@ from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from page_images.history import Generation
+from page_images.history import Generation, content_type_of
 from page_images.permissions import can_generate
 
 if TYPE_CHECKING:
@@ -214,9 +215,8 @@ class ImageGeneratingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return ""
         stream = not getattr(request, _STREAM_RENDERED, False)
         setattr(request, _STREAM_RENDERED, True)
-        return render_to_string(
-            "page_images/admin/container.html", {"record": obj, "stream": stream}, request
-        )
+        context = {"record": obj, "stream": stream, "history_url": _history_url(request, obj)}
+        return render_to_string("page_images/admin/container.html", context, request)
 
     # The change list.
 
@@ -312,6 +312,19 @@ class ImageGeneratingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self.message_user(request, text, messages.SUCCESS if queued else messages.WARNING)
 
 
+def _history_url(request: HttpRequest, record: ImageGeneratingMixin) -> str:
+    """The history's change list narrowed to ``record``, for those who may read it."""
+    if not request.user.has_perm("page_images.view_generation"):
+        return ""
+    content_type = content_type_of(record)
+    query = urlencode({_RECORD_LOOKUPS[0]: content_type.pk, _RECORD_LOOKUPS[1]: record.pk})
+    return f"{reverse('admin:page_images_generation_changelist')}?{query}"
+
+
+#: The query a record's history link narrows the history's change list by.
+_RECORD_LOOKUPS = ("content_type__id__exact", "object_id__exact")
+
+
 def _record_link(generation: Generation) -> str:
     ct = generation.content_type
     label = f"{ct.app_label}.{ct.model} #{generation.object_id}"
@@ -353,6 +366,10 @@ class GenerationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def duration_display(self, obj: Generation) -> str:
         duration = obj.duration
         return "" if duration is None else f"{duration.total_seconds():.1f} s"
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        """Also the record a change form's "History" link narrows the list to."""
+        return lookup in _RECORD_LOOKUPS or super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
