@@ -113,8 +113,10 @@ def _box_size() -> tuple[SafeString, SafeString] | None:
     return _number(width), _number(height)
 
 
-#: Per model: the image field's (width_field, height_field) names, or None without both.
-_DIMENSION_FIELDS: WeakKeyDictionary[type, tuple[str, str] | None] = WeakKeyDictionary()
+#: Per model: the image field's (width_field, height_field) names, or None without both. A plain
+#: dict (models live as long as the process): a weak one costs two weak references per lookup,
+#: and this is asked once per picture of a page.
+_DIMENSION_FIELDS: dict[type, tuple[str, str] | None] = {}
 
 
 def _dimensions(instance: ImageGeneratingMixin) -> tuple[Any, Any]:
