@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -260,6 +261,50 @@ def test_a_generating_container_reserves_the_pictures_box_from_size(editor, make
     assert 'data-page-images-box="1536x1024"' in render("{% page_image p %}", editor, p=page)
 
 
+@pytest.mark.parametrize(
+    "offered", [{"ASPECT_RATIOS": ["1:1", "3:2"]}, {"PRESETS": {"wide": {"size": "1536x1024"}}}]
+)
+def test_a_job_that_asked_for_its_own_shape_reserves_that_box(
+    editor, make_page, settings, offered, django_assert_num_queries
+):
+    from django.contrib.contenttypes.models import ContentType
+
+    from page_images.history import Generation
+
+    token = uuid.uuid4()
+    page = make_page(
+        image_generating=True, image_claimed_at=timezone.now(), image_claim_token=token
+    )
+    row = Generation.objects.create(
+        content_type=ContentType.objects.get_for_model(page),
+        object_id=str(page.pk),
+        token=token,
+        prompt="p",
+        size="1536x1024",
+    )
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, **offered}
+    container_context(None, page, user=editor)  # the editor's permissions, cached on the user
+    with django_assert_num_queries(1):  # the job's row, found by its token
+        context = container_context(None, page, user=editor)
+    assert (context["box_width"], context["box_height"]) == ("1536", "1024")
+    # A row without a size (or none at all): SIZE, as without shapes.
+    Generation.objects.filter(pk=row.pk).update(size="")
+    context = container_context(None, page, user=editor)
+    assert (context["box_width"], context["box_height"]) == ("256", "256")
+
+
+def test_without_shapes_a_generating_container_asks_no_history(
+    editor, make_page, django_assert_num_queries
+):
+    page = make_page(
+        image_generating=True, image_claimed_at=timezone.now(), image_claim_token=uuid.uuid4()
+    )
+    container_context(None, page, user=editor)  # the editor's permissions, cached on the user
+    with django_assert_num_queries(0):
+        context = container_context(None, page, user=editor)
+    assert (context["box_width"], context["box_height"]) == ("256", "256")
+
+
 def test_a_size_that_cannot_be_read_leaves_the_box_out_and_the_page_rendering(
     editor, make_page, settings
 ):
@@ -368,3 +413,29 @@ def test_a_picture_gets_its_width_and_height_from_the_fields_that_store_them(edi
 def test_a_picture_without_stored_dimensions_keeps_its_own_size(editor, make_page):
     html_ = render("{% page_image p %}", editor, p=make_page(image="page_images/x.png"))
     assert 'alt="A red fox jumps over a sleeping dog at dawn">' in html_
+
+
+LABEL = '<span class="page-images-label">AI-generated</span>'
+
+
+@pytest.mark.parametrize("user", ["editor", "reader"])
+def test_the_ai_label_goes_with_the_picture_for_editors_and_visitors(
+    user, make_page, settings, request
+):
+    viewer = request.getfixturevalue(user)
+    settings.PAGE_IMAGES = {"AI_LABEL": True}
+    ready = make_page(image="page_images/x.png")
+    html_ = render("{% page_image p %}", viewer, p=ready)
+    assert re.search(r'<img class="page-images-image" [^>]*>\s*' + re.escape(LABEL), html_)
+    assert LABEL in fragment(viewer, ready)  # and so in what live refresh swaps in
+
+
+@pytest.mark.parametrize("state", ["empty", "generating", "error"])
+def test_the_ai_label_is_only_for_a_picture(editor, make_page, settings, state):
+    settings.PAGE_IMAGES = {"AI_LABEL": True}
+    assert LABEL not in render("{% page_image p %}", editor, p=make_page(**STATES[state]))
+
+
+def test_the_ai_label_is_off_by_default(editor, make_page):
+    ready = make_page(image="page_images/x.png")
+    assert "page-images-label" not in render("{% page_image p %}", editor, p=ready)

@@ -20,7 +20,7 @@ from django.db.models import FileField, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from page_images import signals
+from page_images import history, signals
 from page_images.conf import app_settings
 from page_images.exceptions import StaleClaimError, StorageWriteError
 from page_images.models import STALE_CLAIM_MESSAGE, ImageGeneratingMixin, image_generating_models
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-_RELEASED: dict[str, Any] = {
+RELEASED: dict[str, Any] = {
     "image_generating": False,
     "image_claim_token": None,
     "image_claimed_at": None,
@@ -42,7 +42,7 @@ _RELEASED: dict[str, Any] = {
 }
 
 
-def _rows(model: type[ImageGeneratingMixin], pk: Any, using: str | None = None) -> Any:
+def rows(model: type[ImageGeneratingMixin], pk: Any, using: str | None = None) -> Any:
     # The base manager: a host's default manager may hide rows (soft delete, publishing).
     return model._base_manager.using(using).filter(pk=pk)
 
@@ -98,10 +98,11 @@ def _claimed(token: uuid.UUID) -> dict[str, Any]:
         "image_claimed_at": timezone.now(),
         "image_started_at": None,
         "image_error": "",
+        "image_review": False,
     }
 
 
-def _hold(instance: ImageGeneratingMixin, values: dict[str, Any]) -> None:
+def hold(instance: ImageGeneratingMixin, values: dict[str, Any]) -> None:
     for key, value in values.items():
         setattr(instance, key, value)
 
@@ -112,13 +113,13 @@ def claim(instance: ImageGeneratingMixin, *, replace: bool = True) -> uuid.UUID 
     token = uuid.uuid4()
     values = _claimed(token)
     won = (
-        _rows(type(instance), instance.pk, instance._state.db)
+        rows(type(instance), instance.pk, instance._state.db)
         .filter(claimable(type(instance), replace=replace))
         .update(**values)
     )
     if not won:
         return None
-    _hold(instance, values)
+    hold(instance, values)
     return token
 
 
@@ -133,15 +134,15 @@ def claim_batch(
     token = uuid.uuid4()
     values = _claimed(token)
     by_pk = {record.pk: record for record in batch}
-    rows = model._base_manager.using(using).filter(pk__in=list(by_pk))
+    batch_rows = model._base_manager.using(using).filter(pk__in=list(by_pk))
     with transaction.atomic(using=using):
-        if not rows.filter(claimable(model, replace=replace)).update(**values):
+        if not batch_rows.filter(claimable(model, replace=replace)).update(**values):
             return []
-        won = set(rows.filter(image_claim_token=token).values_list("pk", flat=True))
+        won = set(batch_rows.filter(image_claim_token=token).values_list("pk", flat=True))
     claims = []
     for pk, record in by_pk.items():
         if pk in won:
-            _hold(record, values)
+            hold(record, values)
             claims.append((record, token))
     return claims
 
@@ -154,7 +155,7 @@ def touch_claim(model: type[ImageGeneratingMixin], pk: Any, token: uuid.UUID) ->
     calls the provider.
     """
     return bool(
-        _rows(model, pk)
+        rows(model, pk)
         .filter(image_generating=True, image_claim_token=token)
         .update(image_started_at=timezone.now())
     )
@@ -167,7 +168,7 @@ def requeue_claim(model: type[ImageGeneratingMixin], pk: Any, token: uuid.UUID) 
     running time, until the next attempt starts.
     """
     return bool(
-        _rows(model, pk)
+        rows(model, pk)
         .filter(image_generating=True, image_claim_token=token)
         .update(image_started_at=None, image_claimed_at=timezone.now())
     )
@@ -181,12 +182,13 @@ def cancel(instance: ImageGeneratingMixin) -> bool:
     before the click, at once.
     """
     cancelled = bool(
-        _rows(type(instance), instance.pk, instance._state.db)
+        rows(type(instance), instance.pk, instance._state.db)
         .filter(image_generating=True)
-        .update(**_RELEASED, image_error="")
+        .update(**RELEASED, image_error="")
     )
     if cancelled:
-        _hold(instance, {**_RELEASED, "image_error": ""})
+        history.close_open(instance, history.Generation.Status.CANCELLED)
+        hold(instance, {**RELEASED, "image_error": ""})
         notify(instance)
     return cancelled
 
@@ -196,7 +198,7 @@ def release_claim(
 ) -> bool:
     """Give the claim back, recording ``error`` for the editor; no-op unless ``token`` holds it."""
     return bool(
-        _rows(model, pk).filter(image_claim_token=token).update(**_RELEASED, image_error=error)
+        rows(model, pk).filter(image_claim_token=token).update(**RELEASED, image_error=error)
     )
 
 
@@ -227,17 +229,17 @@ def set_image_and_notify(
     try:
         stored_name = storage.save(name, image_file, max_length=field.max_length)
     except Exception as exc:
-        _remove_partial(storage, name)
+        remove_partial(storage, name)
         raise StorageWriteError(detail=f"{type(exc).__name__}: {exc}") from exc
-    rows = _rows(model, instance.pk, instance._state.db)
+    written = rows(model, instance.pk, instance._state.db)
     if token is not None:
         read = getattr(instance, field.attname).name or ""
         unchanged = Q(**{field.attname: read})
         if not read:
             unchanged |= Q(**{f"{field.attname}__isnull": True})
-        rows = rows.filter(unchanged, image_claim_token=token)
+        written = written.filter(unchanged, image_claim_token=token)
     try:
-        updated = rows.update(**{field.attname: stored_name}, **_RELEASED, image_error="")
+        updated = written.update(**{field.attname: stored_name}, **RELEASED, image_error="")
     except BaseException:
         storage.delete(stored_name)
         raise
@@ -250,14 +252,14 @@ def set_image_and_notify(
             "changed meanwhile; this job's picture discarded"
         )
     setattr(instance, field.attname, stored_name)
-    for key, value in _RELEASED.items():
+    for key, value in RELEASED.items():
         setattr(instance, key, value)
     instance.image_error = ""
     signals.send(signals.generation_succeeded, model, instance=instance, image=image, token=token)
     notify(instance)
 
 
-def _remove_partial(storage: Storage, name: str) -> None:
+def remove_partial(storage: Storage, name: str) -> None:
     # Django's FileSystemStorage leaves the bytes written so far when a write fails (disk full).
     # The task's file names carry the claim token, so a file at ``name`` can only be this job's.
     try:
@@ -283,6 +285,7 @@ def fail_generation(
     """
     if not release_claim(model, pk, token, error=message):
         return False
+    history.record_outcome(model, pk, token, history.Generation.Status.FAILED, error=message)
     signals.send(
         signals.generation_failed,
         model,
@@ -308,7 +311,7 @@ def announce_if_deleted(model: type[ImageGeneratingMixin], pk: Any) -> bool:
     other tabs may still show the record's spinner: without news they would spin until reloaded.
     The notifier gets an unsaved instance that carries only the primary key.
     """
-    if _rows(model, pk).exists():
+    if rows(model, pk).exists():
         return False
     gone = model()
     gone.pk = pk
@@ -330,8 +333,11 @@ def release_stale_claims() -> int:
         if not pks:
             continue
         released += model._base_manager.filter(stale, pk__in=pks).update(
-            **_RELEASED, image_error=STALE_CLAIM_MESSAGE
+            **RELEASED, image_error=STALE_CLAIM_MESSAGE
         )
         for instance in model._base_manager.filter(pk__in=pks, image_generating=False):
+            history.close_open(
+                instance, history.Generation.Status.FAILED, error=history.ABANDONED_MESSAGE
+            )
             notify(instance)
     return released

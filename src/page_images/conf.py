@@ -70,6 +70,39 @@ DEFAULTS: dict[str, Any] = {
     "STREAMS_PER_SESSION": 20,
     # Seconds between polls of a generating container when no event stream is configured.
     "POLL_INTERVAL": 2.0,
+    # The editor's tools (docs/editing.md). Each is off by default: the chip is one click.
+    # The chip opens a panel where the editor reads and edits the prompt before sending it.
+    "PROMPT_PANEL": False,
+    # A site-wide prompt built from the record's fields, such as "Watercolour illustration of:
+    # {image_text}" ({prompt} is the record's own prompt); None: get_image_prompt() as it is.
+    "PROMPT_TEMPLATE": None,
+    # Longest prompt an editor may send from the panel, in characters.
+    "MAX_PROMPT_LENGTH": 4000,
+    # Style presets offered in the panel: {"name": {"label": ..., "prompt": words added to the
+    # prompt, "size": "WIDTHxHEIGHT", "quality": ...}}; the first is the default.
+    "PRESETS": {},
+    # Aspect ratios offered in the panel, "W:H" ("1:1", "3:2", "2:3"); the backend maps each to a
+    # size its provider accepts. Empty: SIZE only.
+    "ASPECT_RATIOS": (),
+    # Pictures made per generation; more than one are shown as candidates to choose from.
+    "VARIANTS": 1,
+    # New pictures wait for an editor to accept one before they replace the live picture.
+    "REVIEW": False,
+    # A picture offers its editors "Regenerate" and "Restore previous".
+    "REGENERATE": False,
+    # Earlier pictures kept per record for "Restore previous"; older files are deleted. None: all.
+    "KEEP_PICTURES": 5,
+    # Write into each stored file that an AI model made it: IPTC's digital source type
+    # "trainedAlgorithmicMedia" in an XMP packet, as the EU AI Act and the platforms read it.
+    "PROVENANCE": True,
+    # Show an "AI-generated" label with the picture in the container, to editors and visitors.
+    "AI_LABEL": False,
+    # USD per picture by model, size and quality, merged over the shipped table (docs/costs.md):
+    # {"gpt-image-1": {"1024x1024": {"low": "0.011", ...}, ...}, "my-model": "0.04"}.
+    "PRICES": {},
+    # Pictures and money allowed per user and for the whole site, per calendar day or month in
+    # TIME_ZONE (docs/costs.md): {"per_user": {"day": 20, "month_usd": "10.00"}, "site": {...}}.
+    "QUOTAS": {},
 }
 
 
@@ -199,6 +232,70 @@ class PageImagesSettings:
     @property
     def POLL_INTERVAL(self) -> float:
         return float(self.get("POLL_INTERVAL"))
+
+    @property
+    def PROMPT_PANEL(self) -> bool:
+        return bool(self.get("PROMPT_PANEL"))
+
+    @property
+    def PROMPT_TEMPLATE(self) -> str | None:
+        value = self.get("PROMPT_TEMPLATE")
+        return None if value is None else str(value)
+
+    @property
+    def MAX_PROMPT_LENGTH(self) -> int:
+        return int(self.get("MAX_PROMPT_LENGTH"))
+
+    @property
+    def PRESETS(self) -> dict[str, dict[str, Any]]:
+        return {str(name): dict(spec) for name, spec in dict(self.get("PRESETS") or {}).items()}
+
+    @property
+    def ASPECT_RATIOS(self) -> tuple[str, ...]:
+        return tuple(str(ratio) for ratio in self.get("ASPECT_RATIOS") or ())
+
+    @property
+    def VARIANTS(self) -> int:
+        return int(self.get("VARIANTS"))
+
+    @property
+    def REVIEW(self) -> bool:
+        return bool(self.get("REVIEW"))
+
+    @property
+    def REGENERATE(self) -> bool:
+        return bool(self.get("REGENERATE"))
+
+    @property
+    def KEEP_PICTURES(self) -> int | None:
+        value = self.get("KEEP_PICTURES")
+        return None if value is None else int(value)
+
+    @property
+    def PROVENANCE(self) -> bool:
+        return bool(self.get("PROVENANCE"))
+
+    @property
+    def AI_LABEL(self) -> bool:
+        return bool(self.get("AI_LABEL"))
+
+    @property
+    def PRICES(self) -> dict[str, Any]:
+        return dict(self.get("PRICES") or {})
+
+    @property
+    def QUOTAS(self) -> dict[str, dict[str, Any]]:
+        return {
+            str(scope): dict(limits) for scope, limits in dict(self.get("QUOTAS") or {}).items()
+        }
+
+
+def parse_ratio(value: str) -> tuple[int, int]:
+    """Parse ``"3:2"``; raise ``ValueError`` with the reason for anything else."""
+    width, sep, height = str(value).partition(":")
+    if not sep or not width.isdigit() or not height.isdigit() or not int(width) or not int(height):
+        raise ValueError(f"{value!r} is not an aspect ratio of the form 'W:H', such as '3:2'")
+    return int(width), int(height)
 
 
 app_settings = PageImagesSettings()

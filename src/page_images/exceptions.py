@@ -40,6 +40,28 @@ class EmptyPromptError(PageImagesError, ValueError):
         super().__init__(message)
 
 
+class InvalidChoiceError(PageImagesError, ValueError):
+    """An editor's choice (a preset, an aspect ratio, a prompt) the site does not accept now;
+    the message says what to do. Nothing is claimed or queued."""
+
+
+class UnsupportedAspectRatioError(PageImagesError, ValueError):
+    """The backend's provider cannot draw this aspect ratio; the message says which it can."""
+
+
+class QuotaExceededError(PageImagesError):
+    """A quota (``PAGE_IMAGES["QUOTAS"]``) has no room for this request; nothing was claimed.
+
+    ``user_message`` is the editor's sentence ("You have used today's 20 images. More
+    tomorrow."), translated; ``status`` is the quota's state when it was checked.
+    """
+
+    def __init__(self, user_message: str, status: object = None) -> None:
+        self.user_message = user_message
+        self.status = status
+        super().__init__(user_message)
+
+
 class EnqueueError(PageImagesError):
     """The job could not be handed to the broker; the claim was released and may be retried."""
 

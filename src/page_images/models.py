@@ -19,10 +19,22 @@ from django.utils.translation import gettext_lazy as _
 
 from page_images.conf import app_settings
 from page_images.exceptions import PageImagesConfigurationError
+
+# The app's own tables live in their own module; Django finds models through this one.
+from page_images.history import Generation, Picture
 from page_images.permissions import default_permission
 
 if TYPE_CHECKING:
     from django.db.models.fields.files import FieldFile
+
+__all__ = [
+    "STALE_CLAIM_MESSAGE",
+    "Generation",
+    "ImageGeneratingMixin",
+    "Picture",
+    "image_generating_models",
+    "image_upload_to",
+]
 
 #: What a record shows when its job was presumed dead (a killed worker, a lost queue).
 STALE_CLAIM_MESSAGE = "The image job did not finish in time. Try again."
@@ -54,6 +66,9 @@ class ImageGeneratingMixin(models.Model):
         _("image job token"), null=True, blank=True, editable=False
     )
     image_error = models.TextField(_("last image error"), blank=True, editable=False)
+    image_review = models.BooleanField(
+        _("image candidates awaiting review"), default=False, editable=False
+    )
 
     #: The name of the field that holds the picture.
     image_field_name: ClassVar[str] = "image"
@@ -135,13 +150,16 @@ class ImageGeneratingMixin(models.Model):
 
     @property
     def image_state(self) -> str:
-        """One of ``"generating"``, ``"ready"``, ``"error"``, ``"empty"``: what a template shows.
+        """One of ``"generating"``, ``"review"``, ``"ready"``, ``"error"``, ``"empty"``.
 
         A job presumed dead no longer shows as generating: the editor gets the record's picture,
-        or an error to retry, without anyone running a command.
+        or an error to retry, without anyone running a command. ``"review"`` (candidates waiting
+        for an editor's choice) is an editor's state: visitors see the live picture, or none.
         """
         if self.image_generating and not self.image_job_lost:
             return "generating"
+        if self.image_review and not self.image_generating:
+            return "review"
         if self.image_file:
             return "ready"
         if self.image_error or self.image_generating:

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
 
-from page_images import claims, signals
+from page_images import claims, pictures, pricing, quotas, signals
 from page_images.conf import app_settings
 from page_images.exceptions import EmptyPromptError, EnqueueError
+from page_images.history import Generation, content_type_of
+from page_images.specs import GenerationSpec, build_spec
 from page_images.tasks import ImageJob, generate_image
 
 if TYPE_CHECKING:
@@ -117,22 +119,84 @@ def _start(held: _Held, user: Any, using: str) -> None:
         raise EnqueueError(ENQUEUE_FAILED_MESSAGE) from failures[0]
 
 
+def _generation(
+    instance: ImageGeneratingMixin, token: uuid.UUID, spec: GenerationSpec, user: Any
+) -> Generation:
+    """The history row of a click, unsaved: what it asks for, and who asked."""
+    return Generation(
+        content_type=content_type_of(instance),
+        object_id=str(instance.pk),
+        token=token,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        prompt=spec.prompt,
+        subject=spec.subject,
+        prompt_edited=spec.prompt_edited,
+        preset=spec.preset,
+        aspect_ratio=spec.aspect_ratio,
+        size=spec.size,
+        quality=spec.quality or "",
+        variants=spec.variants,
+        review=spec.review,
+        backend=app_settings.BACKEND,
+        model=str(app_settings.OPTIONS.get("model") or ""),
+        estimated_cost=pricing.estimate(spec),
+    )
+
+
+def _claim_with_history(
+    instance: ImageGeneratingMixin,
+    spec: GenerationSpec,
+    user: Any,
+    replace: bool,
+    enforce_quota: bool = False,
+) -> uuid.UUID | None:
+    """Claim the record and write its history row in one transaction: never one without the
+    other. A review waiting is replaced by the new pictures. (Older generations still open,
+    whose claim this one took over, are closed by the job when it starts: not the click's cost.)
+    With ``enforce_quota``, the user's quotas are checked first, under their lock, in the same
+    transaction, so that the next click under them counts this one's row (:mod:`quotas`).
+    """
+    using = instance._state.db or "default"
+    in_review = instance.image_review
+    with transaction.atomic(using=using):
+        if enforce_quota:
+            quotas.enforce(user, spec.variants, pricing.estimate(spec), lock=True, using=using)
+        token = claims.claim(instance, replace=replace)
+        if token is None:
+            return None
+        if in_review:
+            pictures.drop_review(instance)
+        _generation(instance, token, spec, user).save(using=using)
+    return token
+
+
 def request_generation(
-    instance: ImageGeneratingMixin, *, user: Any = None, replace: bool = True
+    instance: ImageGeneratingMixin,
+    *,
+    user: Any = None,
+    replace: bool = True,
+    prompt: str | None = None,
+    preset: str | None = None,
+    aspect_ratio: str | None = None,
+    enforce_quota: bool = False,
 ) -> uuid.UUID | None:
     """Start generating a picture for ``instance``: claim it, then queue the job after commit.
 
-    Returns the claim token, or None when a generation is already running (no second job), or
-    when ``replace=False`` and the record already has a picture (the chip's case: it offers a
-    picture only to records without one).
-    Raises :class:`EmptyPromptError` before claiming if there is no text to draw, and
+    ``prompt``, ``preset`` and ``aspect_ratio`` are the editor's choices from the prompt panel
+    (:mod:`page_images.specs`); without them the record's own prompt and the site's settings
+    decide. Returns the claim token, or None when a generation is already running (no second
+    job), or when ``replace=False`` and the record already has a picture (the chip's case: it
+    offers a picture only to records without one).
+    Raises :class:`EmptyPromptError` before claiming if there is no text to draw,
+    :class:`InvalidChoiceError` for a choice the site does not offer,
+    :class:`QuotaExceededError` (with ``enforce_quota``, as the trigger view asks) when one of
+    ``user``'s quotas has no room left, and
     :class:`EnqueueError` if the broker refused the job (the claim is released first, with a
     message on the record). Inside a transaction, the job is queued when it commits; an enqueue
     failure then cannot reach the caller, so it is recorded on the record instead.
     """
-    if not instance.get_image_prompt():
-        raise EmptyPromptError()
-    token = claims.claim(instance, replace=replace)
+    spec = build_spec(instance, prompt=prompt, preset=preset, aspect_ratio=aspect_ratio)
+    token = _claim_with_history(instance, spec, user, replace, enforce_quota)
     if token is None:
         return None
     _start([(instance, token)], user, instance._state.db or "default")
@@ -145,6 +209,7 @@ def request_generations(
     user: Any = None,
     replace: bool = False,
     batch_size: int = 500,
+    preset: str | None = None,
 ) -> list[ImageGeneratingMixin]:
     """Start generating pictures for many records at once (a backfill); return those claimed.
 
@@ -154,20 +219,32 @@ def request_generations(
     with one UPDATE and all the jobs are sent over one broker connection, so queueing a backfill
     costs a fraction of a millisecond per record instead of a commit and a connection each, and
     the first pictures are not held up behind the queueing of the last.
-    Raises :class:`EnqueueError` (outside a transaction) if the broker failed part-way; the records
-    not queued are released with a message, and those queued before the failure go on.
+    Raises :class:`InvalidChoiceError` for a ``preset`` the site does not offer (before anything
+    is claimed), and :class:`EnqueueError` (outside a transaction) if the broker failed part-way;
+    the records not queued are released with a message, and those queued before the failure go on.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     groups: dict[tuple[type[ImageGeneratingMixin], str], list[ImageGeneratingMixin]] = {}
+    specs: dict[int, GenerationSpec] = {}
     for record in records:
-        if record.get_image_prompt():
-            groups.setdefault((type(record), record._state.db or "default"), []).append(record)
+        try:
+            spec = build_spec(record, preset=preset)
+        except EmptyPromptError:
+            continue
+        specs[id(record)] = spec
+        groups.setdefault((type(record), record._state.db or "default"), []).append(record)
     started: list[ImageGeneratingMixin] = []
     for (model, using), group in groups.items():
         held: _Held = []
         for start in range(0, len(group), batch_size):
-            held += claims.claim_batch(model, using, group[start : start + batch_size], replace)
+            with transaction.atomic(using=using):
+                won = claims.claim_batch(model, using, group[start : start + batch_size], replace)
+                Generation.objects.using(using).bulk_create(
+                    _generation(instance, token, specs[id(instance)], user)
+                    for instance, token in won
+                )
+            held += won
         if held:
             _start(held, user, using)
             started += [instance for instance, _token in held]

@@ -17,7 +17,9 @@ the template asks for it (a container showing a picture never does). Measured on
 plain ``<img>`` tags.
 
 What only a generating container shows (the box its picture will fill, the seconds it has waited)
-costs nothing to the others; the box's size is parsed once per page. A picture's own width and
+costs nothing to the others; the box's size is parsed once per page, and asked of the job's
+history row (one query per generating container) only where the panel's shapes or a preset's size
+can make it differ from SIZE. A picture's own width and
 height come from the image field's ``width_field``/``height_field`` when the model has them, which
 are columns already read: the file itself is never opened to render a page.
 """
@@ -33,17 +35,20 @@ from weakref import WeakKeyDictionary
 
 from django.urls import LocalePrefixPattern, URLResolver, get_resolver, get_urlconf, reverse
 from django.utils import timezone
-from django.utils.functional import Promise
+from django.utils.functional import Promise, SimpleLazyObject
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
+from page_images import editing, quotas
 from page_images.conf import app_settings, parse_size
 from page_images.events import get_bus
+from page_images.history import Generation
 from page_images.permissions import can_generate
 from page_images.references import event_key
 from page_images.signer import RecordSigner
 
 if TYPE_CHECKING:
+    import uuid
     from datetime import datetime
 
     from django.http import HttpRequest
@@ -52,11 +57,15 @@ if TYPE_CHECKING:
 
 REFERENCES_ATTRIBUTE = "_page_images_references"
 PAGE_ATTRIBUTE = "_page_images_page"
-_STATES = {state: SafeString(state) for state in ("generating", "ready", "error", "empty")}
+_STATES = {
+    state: SafeString(state)
+    for state in ("generating", "review", "ready", "error", "empty", "compose", "earlier")
+}
 #: The chip's sparkle is an inline SVG in chip_form.html: an emoji needs a font that has it.
 _CHIP_LABEL = gettext_lazy("Generate image")
 _RETRY_LABEL = gettext_lazy("Try again")
 _CANCEL_LABEL = gettext_lazy("Cancel")
+_PANELS = ("compose", "earlier")
 #: A signed reference of this shape (any integer or slug key) needs no HTML-escaping, only ':'
 #: needs URL-quoting, and its DOM key only has '.' and ':' to replace.
 _PLAIN_SIGNED = re.compile(r"[A-Za-z0-9_.:-]*")
@@ -101,16 +110,30 @@ def _number(value: int) -> SafeString:
     return SafeString(int(value))
 
 
-def _box_size() -> tuple[SafeString, SafeString] | None:
-    """The picture's expected size, from ``SIZE``, for the box a generating container reserves.
+def _box_size(size: str) -> tuple[SafeString, SafeString] | None:
+    """The picture's expected size, for the box a generating container reserves.
 
-    None when SIZE cannot be read: the system check reports it, and pages still render, unboxed.
+    None when ``size`` cannot be read (a bad SIZE is reported by the system checks): the page
+    still renders, unboxed.
     """
     try:
-        width, height = parse_size(app_settings.SIZE)
+        width, height = parse_size(size)
     except ValueError:
         return None
     return _number(width), _number(height)
+
+
+def _sizes_vary() -> bool:
+    """Whether a job may ask for another size than SIZE: the panel's shapes, a preset's size."""
+    return bool(app_settings.ASPECT_RATIOS) or any(
+        spec.get("size") for spec in app_settings.PRESETS.values()
+    )
+
+
+def _job_box(token: uuid.UUID) -> tuple[SafeString, SafeString] | None:
+    """The size the running job asked for, from its history row (one query, by its token)."""
+    size = Generation.objects.filter(token=token).values_list("size", flat=True).first()
+    return _box_size(size) if size else None
 
 
 #: Per model: the image field's (width_field, height_field) names, or None without both. A plain
@@ -192,12 +215,21 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "trigger_url": _safe_if_plain(reverse("page_images:trigger")),
             "fragment_url": _safe_if_plain(reverse("page_images:fragment")),
             "cancel_url": _safe_if_plain(reverse("page_images:cancel")),
+            "panel_url": _safe_if_plain(reverse("page_images:panel")),
+            "accept_url": _safe_if_plain(reverse("page_images:accept")),
+            "discard_url": _safe_if_plain(reverse("page_images:discard")),
+            "restore_url": _safe_if_plain(reverse("page_images:restore")),
+            "prompt_panel": app_settings.PROMPT_PANEL,
+            "regenerate": app_settings.REGENERATE or app_settings.REVIEW,
             "next": request.get_full_path() if request is not None else "",
             "chip_label": _CHIP_LABEL,
             "retry_label": _RETRY_LABEL,
             "cancel_label": _CANCEL_LABEL,
+            "ai_label": app_settings.AI_LABEL,
             "signer": RecordSigner(),
-            "box": _box_size(),
+            "box": _box_size(app_settings.SIZE),
+            # Only then is a generating container's box asked of its job's history row.
+            "sizes_vary": _sizes_vary(),
         }
         if request is not None:
             request.__dict__[PAGE_ATTRIBUTE] = page
@@ -255,6 +287,8 @@ def _record_context(
         ),
         "chip_label": page["chip_label"],
         "retry_label": page["retry_label"],
+        "prompt_panel": page["prompt_panel"],
+        "panel_url": page["panel_url"],
     }
     return context, reference, plain
 
@@ -277,7 +311,12 @@ def container_context(
     *,
     message: str = "",
     user: Any = None,
+    panel: str = "",
+    prompt: str | None = None,
 ) -> dict[str, Any]:
+    """What a container shows; ``panel`` ("compose" or "earlier") opens one of the editor's
+    panels instead of the record's state (the panel view's answer), ``prompt`` is the text it
+    shows when the editor's own was refused."""
     page = _page_context(request)
     context, reference, plain = _record_context(
         request, instance, user, "closest .page-images", page
@@ -285,14 +324,18 @@ def container_context(
     state = instance.image_state
     # Only those who may generate see a job's progress or its errors, and only their pages follow
     # the record: anyone else sees the picture, or the site's fallback, as a static page would.
-    # A picture looks the same to everyone, so it costs no permission check and no subscription.
+    # A picture looks the same to everyone, so it costs no permission check and no subscription,
+    # unless the site offers "Regenerate" on pictures (then an editor's picture is followed).
     follow = False
-    if state != "ready":
+    if state != "ready" or page["regenerate"]:
         if context["can_generate"]:
             remember(request, reference)
             follow = True
-        else:
+        elif state != "ready":
             state = "ready" if instance.image_file else "empty"
+    if panel in _PANELS and follow:
+        context.update(editing.panel_context(instance, panel, prompt))
+        state = panel
     signed = context["signed"]
     if plain:  # what event_key() and quote() make of it
         key, query = reference.replace(".", "-").replace(":", "-"), signed.replace(":", "%3A")
@@ -308,6 +351,8 @@ def container_context(
         now = timezone.now()
         deadline = _seconds_until(cast("datetime", instance.image_job_deadline), now)
         box = page["box"]
+        if page["sizes_vary"] and instance.image_claim_token is not None:
+            box = _job_box(instance.image_claim_token) or box
         # Set: a job shows as generating only while it has a deadline, counted from one of them.
         waiting_since = cast("datetime", instance.image_started_at or instance.image_claimed_at)
         # The seconds already waited, which the script counts on from (its own clock may differ
@@ -349,6 +394,20 @@ def container_context(
             "refresh_in": deadline,
             "cancel_url": page["cancel_url"],
             "cancel_label": page["cancel_label"],
+            "regenerate": page["regenerate"] and follow,
+            "accept_url": page["accept_url"],
+            "discard_url": page["discard_url"],
+            "restore_url": page["restore_url"],
+            "candidates": editing.candidates(instance) if state == "review" else (),
+            "ai_label": page["ai_label"],  # shown with a picture only, to visitors as well
+            # Shown beside the chip once a quota runs low (QUOTAS set; counted on first use).
+            "quota": SimpleLazyObject(
+                lambda: quotas.display_status(
+                    request, user if user is not None else getattr(request, "user", None)
+                )
+            )
+            if state == "empty" and app_settings.QUOTAS
+            else None,
         }
     )
     return context

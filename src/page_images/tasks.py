@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
@@ -22,9 +23,9 @@ from django.core.files.base import ContentFile
 from django.db import connections
 from pydantic import BaseModel, ConfigDict
 
-from page_images import claims
+from page_images import claims, history, pictures, pricing, signals
 from page_images.backends import get_backend
-from page_images.backends.base import ImageRequest
+from page_images.backends.base import GeneratedImage, ImageRequest
 from page_images.conf import app_settings, parse_size
 from page_images.exceptions import (
     EmptyPromptError,
@@ -35,6 +36,11 @@ from page_images.exceptions import (
 )
 from page_images.intake import validate_image
 from page_images.models import ImageGeneratingMixin
+from page_images.provenance import mark_ai_generated
+from page_images.specs import record_prompt, with_preset
+
+if TYPE_CHECKING:
+    from page_images.history import Generation
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +104,11 @@ def _soft_time_limit_in(exc: BaseException) -> bool:
     return False
 
 
-def _make_picture(instance: ImageGeneratingMixin, token: uuid.UUID) -> None:
+def _make_picture(
+    instance: ImageGeneratingMixin, token: uuid.UUID, generation: Generation | None
+) -> None:
     try:
-        _generate_and_store(instance, token)
+        _generate_and_store(instance, token, generation)
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:
@@ -109,36 +117,113 @@ def _make_picture(instance: ImageGeneratingMixin, token: uuid.UUID) -> None:
         raise
 
 
-def _generate_and_store(instance: ImageGeneratingMixin, token: uuid.UUID) -> None:
-    prompt = instance.get_image_prompt()
-    if not prompt:
-        raise EmptyPromptError()
-    width, height = parse_size(app_settings.SIZE)
-    request = ImageRequest(
+def _prompt(instance: ImageGeneratingMixin, generation: Generation | None) -> str:
+    """What to draw in this attempt: the editor's prompt as sent, or the record's as it is now
+    (a retry after the text changed draws the new text), with the preset's words."""
+    if generation is not None and generation.prompt_edited:
+        own = generation.subject
+    else:
+        own = record_prompt(instance)
+    if not own:
+        return ""
+    preset = app_settings.PRESETS.get(generation.preset, {}) if generation is not None else {}
+    return with_preset(own, preset)
+
+
+def _request(
+    instance: ImageGeneratingMixin, prompt: str, generation: Generation | None
+) -> ImageRequest:
+    if generation is None:  # a job queued by claim() and enqueue_generation() directly
+        width, height = parse_size(app_settings.SIZE)
+        return ImageRequest(
+            prompt=prompt,
+            width=width,
+            height=height,
+            quality=app_settings.QUALITY,
+            reference=instance.image_reference,
+        )
+    width, height = parse_size(generation.size or app_settings.SIZE)
+    return ImageRequest(
         prompt=prompt,
         width=width,
         height=height,
-        quality=app_settings.QUALITY,
+        quality=generation.quality or None,
         reference=instance.image_reference,
+        n=max(1, generation.variants),
     )
+
+
+def _total_cost(results: list[GeneratedImage]) -> Decimal | None:
+    costs = [result.cost for result in results]
+    if any(cost is None for cost in costs):
+        return None
+    return sum((cost for cost in costs if cost is not None), Decimal(0))
+
+
+def _generate_and_store(
+    instance: ImageGeneratingMixin, token: uuid.UUID, generation: Generation | None
+) -> None:
+    prompt = _prompt(instance, generation)
+    if not prompt:
+        raise EmptyPromptError()
+    own = record_prompt(instance)
+    request = _request(instance, prompt, generation)
     backend = get_backend()
     _close_db_connections()
-    result = backend.generate(request)
-    image = validate_image(result.content, declared_type=result.content_type)
+    results = backend.generate_variants(request)
+    images = [
+        mark_ai_generated(
+            validate_image(result.content, declared_type=result.content_type),
+            model=result.model,
+            validate=validate_image,
+        )
+        for result in results
+    ]
     # An editor may have rewritten the text while the provider worked (10 s to minutes): a
-    # picture of the old text would be stored as if it showed the new one.
-    if type(instance)._base_manager.get(pk=instance.pk).get_image_prompt() != prompt:
+    # picture of the old text would be stored as if it showed the new one. A prompt the editor
+    # wrote in the panel is what the picture shows, whatever the record's text.
+    edited = generation is not None and generation.prompt_edited
+    if not edited and record_prompt(type(instance)._base_manager.get(pk=instance.pk)) != own:
         raise PromptChangedError(detail=f"{instance.image_reference}: the prompt changed")
-    name = f"{instance.pk}-{token.hex[:12]}.{image.extension}"
-    claims.set_image_and_notify(
-        instance, ContentFile(image.content, name=name), token=token, image=result
-    )
+    many = len(images) > 1
+    stem = f"{instance.pk}-{token.hex[:12]}"
+    files = [
+        ContentFile(
+            image.content,
+            name=f"{stem}-{index + 1}.{image.extension}" if many else f"{stem}.{image.extension}",
+        )
+        for index, image in enumerate(images)
+    ]
+    model_name = results[0].model or type(backend).__name__
+    outcome = {"prompt": prompt, "model": model_name, "provider_cost": _total_cost(results)}
+    outcome["cost"] = pricing.price(model_name, request.size, request.quality, len(images))
+    if generation is not None and generation.review:
+        pictures.store_candidates(instance, files, token=token, generation=generation)
+        history.record_outcome(
+            type(instance), instance.pk, token, history.Generation.Status.REVIEW, **outcome
+        )
+        signals.send(
+            signals.generation_succeeded,
+            type(instance),
+            instance=instance,
+            image=results[0],
+            token=token,
+        )
+        claims.notify(instance)
+    else:
+        replaced = pictures.current_name(instance)
+        claims.set_image_and_notify(instance, files[0], token=token, image=results[0])
+        history.record_outcome(
+            type(instance), instance.pk, token, history.Generation.Status.DONE, **outcome
+        )
+        pictures.kept_live(instance, pictures.current_name(instance), replaced, generation)
     logger.info(
-        "Image made for %s by %s (%d bytes, cost %s)",
+        "Image made for %s by %s (%d pictures, %d bytes, cost %s)",
         instance.image_reference,
-        result.model or type(backend).__name__,
-        len(image.content),
-        result.cost,
+        model_name,
+        len(images),
+        sum(len(image.content) for image in images),
+        outcome["provider_cost"],
     )
 
 
@@ -155,6 +240,7 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
         logger.info("Image job for %s:%s no longer holds its claim; skipped", channel, pk)
         claims.announce_if_deleted(model, pk)
         return tracking_string(channel)
+    generation = history.record_start(model, pk, job.token)
 
     retrying = False
     settled = False  # the claim is known to be released: the safety net below has nothing to do
@@ -168,7 +254,7 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
     try:
         instance = model._base_manager.get(pk=pk)
         channel = instance.get_image_channel()
-        _make_picture(instance, job.token)
+        _make_picture(instance, job.token, generation)
         settled = True
     except model.DoesNotExist:
         logger.info("Image job for %s:%s: the record was deleted", channel, pk)

@@ -8,10 +8,12 @@ it returns are untrusted: :mod:`page_images.intake` validates them before anythi
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from page_images.conf import parse_ratio
 from page_images.exceptions import (
     ContentPolicyError,
     GenerationError,
@@ -20,6 +22,7 @@ from page_images.exceptions import (
     PermanentGenerationError,
     ProviderAuthenticationError,
     TransientGenerationError,
+    UnsupportedAspectRatioError,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +41,12 @@ __all__ = [
     "PermanentGenerationError",
     "ProviderAuthenticationError",
     "TransientGenerationError",
+    "UnsupportedAspectRatioError",
 ]
+
+
+def _round64(side: float) -> int:
+    return max(64, min(8192, round(side / 64) * 64))
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class ImageRequest:
     quality: str | None = None
     #: An opaque id of the record ("stories.page:42"), for provider-side abuse tracking and logs.
     reference: str = ""
+    #: How many pictures to make for this prompt (candidates for an editor to choose from).
+    n: int = 1
+    #: Which of the pictures of one generation this is, for backends that draw them one by one.
+    variant: int = 0
 
     @property
     def size(self) -> str:
@@ -88,6 +100,28 @@ class BaseBackend(ABC):
     @abstractmethod
     def generate(self, request: ImageRequest) -> GeneratedImage:
         """Make one picture, or raise a :class:`GenerationError` subclass that says why not."""
+
+    def generate_variants(self, request: ImageRequest) -> list[GeneratedImage]:
+        """Make ``request.n`` pictures of one prompt.
+
+        By default one :meth:`generate` call per picture, each told which variant it is; a
+        backend whose provider makes several in one call (OpenAI's ``n``) overrides this. A
+        failure fails them all: an editor chooses among a full set, or retries.
+        """
+        return [self.generate(replace(request, n=1, variant=index)) for index in range(request.n)]
+
+    def size_for(self, aspect_ratio: str, size: tuple[int, int]) -> tuple[int, int]:
+        """The size to ask for to draw ``aspect_ratio`` ("3:2") near the area of ``size``.
+
+        The default keeps the area and rounds each side to a multiple of 64, which providers that
+        take any size accept. A backend whose provider takes a fixed list overrides this, and
+        raises :class:`UnsupportedAspectRatioError` for a ratio it cannot draw.
+        """
+        ratio_w, ratio_h = parse_ratio(aspect_ratio)
+        area = size[0] * size[1]
+        height = math.sqrt(area * ratio_h / ratio_w)
+        width = height * ratio_w / ratio_h
+        return _round64(width), _round64(height)
 
     def prepare(self) -> None:  # noqa: B027  (optional hook: most backends need nothing)
         """Do slow one-off set-up (imports, clients) once per worker, before the first job.

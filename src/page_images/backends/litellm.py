@@ -29,12 +29,23 @@ from page_images.backends.base import (
     PermanentGenerationError,
     ProviderAuthenticationError,
     TransientGenerationError,
+    UnsupportedAspectRatioError,
 )
 from page_images.download import download_image
 from page_images.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+#: Models that take only a fixed list of sizes, by the start of their name: what each ratio
+#: asks for (OpenAI's image API, December 2026).
+FIXED_SIZES: dict[str, dict[str, tuple[int, int]]] = {
+    "gpt-image": {"1:1": (1024, 1024), "3:2": (1536, 1024), "2:3": (1024, 1536)},
+    "dall-e-3": {"1:1": (1024, 1024), "7:4": (1792, 1024), "4:7": (1024, 1792)},
+    "dall-e-2": {"1:1": (1024, 1024)},
+}
+#: Models that make one picture per call (``n`` must be 1): variants are separate calls.
+ONE_PER_CALL = ("dall-e-3",)
 
 #: Options the backend itself sets: a site must not override them.
 RESERVED_OPTIONS = frozenset({"prompt", "size", "quality", "n", "max_retries", "num_retries"})
@@ -177,14 +188,42 @@ class LiteLLMBackend(BaseBackend):
         # of every pool process spends seconds importing, inside its time limit.
         import_litellm()
 
+    def _sizes(self) -> dict[str, tuple[int, int]] | None:
+        name = self.model.rsplit("/", 1)[-1]
+        for prefix, sizes in FIXED_SIZES.items():
+            if name.startswith(prefix):
+                return sizes
+        return None
+
+    def size_for(self, aspect_ratio: str, size: tuple[int, int]) -> tuple[int, int]:
+        """The model's own size for the ratio where it takes a fixed list (OpenAI's models)."""
+        sizes = self._sizes()
+        if sizes is None:
+            return super().size_for(aspect_ratio, size)
+        if aspect_ratio not in sizes:
+            raise UnsupportedAspectRatioError(
+                f"{self.model} cannot draw the aspect ratio {aspect_ratio}; it draws "
+                f"{', '.join(sizes)}."
+            )
+        return sizes[aspect_ratio]
+
+    def generate_variants(self, request: ImageRequest) -> list[GeneratedImage]:
+        """One call with ``n`` where the model makes several at once, else one call each."""
+        if request.n == 1 or self.model.rsplit("/", 1)[-1].startswith(ONE_PER_CALL):
+            return super().generate_variants(request)
+        return self._call(request, request.n)
+
     def generate(self, request: ImageRequest) -> GeneratedImage:
+        return self._call(request, 1)[0]
+
+    def _call(self, request: ImageRequest, n: int) -> list[GeneratedImage]:
         litellm = import_litellm()
         kwargs: dict[str, Any] = {
             **self.provider_options,
             "prompt": request.prompt,
             "model": self.model,
             "size": request.size,
-            "n": 1,
+            "n": n,
             "max_retries": 0,
             "timeout": self.timeout,
         }
@@ -197,14 +236,23 @@ class LiteLLMBackend(BaseBackend):
             response = litellm.image_generation(**kwargs)
         except Exception as exc:
             raise map_error(exc) from exc
-        return self._result(response)
+        return self._results(response, n)
 
-    def _result(self, response: Any) -> GeneratedImage:
-        data = (getattr(response, "data", None) or [None])[0]
-        if data is None:
+    def _results(self, response: Any, n: int) -> list[GeneratedImage]:
+        data = list(getattr(response, "data", None) or [])[:n]
+        if not data:
             raise PermanentGenerationError(
                 "The image service answered without an image.", detail="empty 'data'"
             )
+        cost = _cost(response)
+        share = None if cost is None else cost / len(data)  # the call's cost, shared out
+        return [self._image(response, item, share) for item in data]
+
+    def _result(self, response: Any) -> GeneratedImage:
+        """The first (the only, for ``n=1``) picture of an answer."""
+        return self._results(response, 1)[0]
+
+    def _image(self, response: Any, data: Any, cost: Decimal | None) -> GeneratedImage:
         content_type: str | None = None
         if getattr(data, "b64_json", None):
             try:
@@ -223,7 +271,7 @@ class LiteLLMBackend(BaseBackend):
             content=content,
             content_type=content_type,
             model=self.model,
-            cost=_cost(response),
+            cost=cost,
             revised_prompt=getattr(data, "revised_prompt", None),
             metadata={"litellm_call_id": hidden.get("litellm_call_id")},
         )

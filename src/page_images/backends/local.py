@@ -26,9 +26,10 @@ def _colour(rng: random.Random, hue: float, lightness: float) -> tuple[int, int,
     return round(red * 255), round(green * 255), round(blue * 255)
 
 
-def paint(prompt: str, width: int, height: int) -> bytes:
+def paint(prompt: str, width: int, height: int, variant: int = 0) -> bytes:
     """Paint a landscape whose colours and shapes come from the prompt's hash; return PNG bytes."""
-    rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    seed = prompt if not variant else f"{prompt}\x00{variant}"  # each variant its own picture
+    rng = random.Random(hashlib.sha256(seed.encode()).digest())
     hue = rng.random()
     sky = ImageOps.colorize(
         Image.linear_gradient("L").resize((width, height)),
@@ -109,5 +110,5 @@ class LocalBackend(BaseBackend):
         refused = [word for word in self.refuse_words if word in lowered]
         if refused:
             raise ContentPolicyError(detail=f"LocalBackend refuse_words matched {refused[0]!r}")
-        content = paint(request.prompt, request.width, request.height)
+        content = paint(request.prompt, request.width, request.height, request.variant)
         return GeneratedImage(content=content, content_type="image/png", model="local")

@@ -126,15 +126,16 @@
   }
 
   // What a container says when it appears: its own sentence if its template gives one, else what
-  // it shows in words (a message, an error, a refusal, "Generating image…"), else its state's
-  // sentence. An empty one is news only just after a job (the job was cancelled); "" says nothing.
+  // it shows in words (a message, an error, a refusal, "Generating image…", what a review asks),
+  // else its state's sentence. An empty one is news only just after a job (it was cancelled).
   function sentenceOf(box, before) {
     var own = box.getAttribute("data-page-images-announce");
     if (own !== null) {
       return own;
     }
     var parts = [];
-    var notes = box.querySelectorAll(".page-images-message, .page-images-error, p.page-images-generating");
+    var notes = box.querySelectorAll(
+      ".page-images-message, .page-images-error, p.page-images-generating, .page-images-review-note");
     for (var i = 0; i < notes.length; i++) {
       parts.push(textOf(notes[i]));
     }
@@ -156,15 +157,15 @@
     return !active || active === document.body;
   }
 
-  // A click on a container's control, noted on the container when its request is sent (before
-  // hx-disabled-elt disables the button, which may then lose focus). Whichever answer replaces
-  // the container first, the click's own or the re-fetch that the claim's event starts, the
-  // editor's focus follows. A click counts as focus there when focus is nowhere else: some
-  // browsers do not focus a button that is clicked.
+  // A click on a container's control (any request but the container's own re-fetch), noted on
+  // the container when its request is sent (before hx-disabled-elt disables the button, which may
+  // then lose focus). Whichever answer replaces the container first, the click's own or a
+  // re-fetch that an event starts, the editor's focus follows. A click counts as focus there when
+  // focus is nowhere else: some browsers do not focus a button that is clicked.
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail && event.detail.elt;
     var box = boxOf(elt);
-    if (box && elt.closest(".page-images-chip")) {
+    if (box && !elt.classList.contains("page-images")) {
       var active = document.activeElement;
       box.pageImagesAsked = { focus: box.contains(active) || nowhere(active) };
     }
@@ -223,13 +224,15 @@
     return before && box.classList && box.classList.contains("page-images") ? before : null;
   }
 
-  // The same kind of control if there is one (the chip gives way to Cancel, Cancel to the chip,
-  // a failed job to Try again), else the picture, else the container; made focusable by script
-  // only (tabindex -1), so nobody gets an extra tab stop.
+  // A picture that landed takes the focus; otherwise the container's first control (the chip
+  // gives way to Cancel, Cancel to the chip, a failed job to Try again, a panel to its first
+  // field, whose autofocus htmx applies after), else the container. What is not focusable is
+  // made so by script only (tabindex -1), so nobody gets an extra tab stop.
+  var CONTROLS = "button:not([disabled]), a[href], textarea, select, input:not([type=hidden])";
   function focusIn(box) {
-    var target = box.querySelector("button:not([disabled]), a[href]") ||
-      box.querySelector("img") || box;
-    if (!target.matches("button, a[href]") && !target.hasAttribute("tabindex")) {
+    var picture = box.getAttribute("data-state") === "ready" && box.querySelector("img");
+    var target = picture || box.querySelector(CONTROLS) || box;
+    if (!target.matches(CONTROLS) && !target.hasAttribute("tabindex")) {
       target.setAttribute("tabindex", "-1");
     }
     target.focus({ preventScroll: true });
