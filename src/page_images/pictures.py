@@ -7,8 +7,9 @@ When a file is deleted, and how a site keeps it:
 - A picture the record showed is kept after it is replaced, so "Restore" can bring it back:
   the ``KEEP_PICTURES`` newest per record (default 5). An older one is deleted when a newer one
   is kept. ``KEEP_PICTURES = None`` keeps every file for ever.
-- A file the record shows is never deleted, nor one this app did not track (a picture uploaded by
-  hand is tracked, and so kept and restorable, from the moment a generation replaces it).
+- A file a record shows is never deleted (nor one another record of the model shows, as a copy
+  of a page does), nor one this app did not track (a picture uploaded by hand is tracked, and so
+  kept and restorable, from the moment a generation replaces it).
 - Deleting a record deletes none of its files, as Django does not for any ``FileField``.
 
 Every change of what the record shows is one conditional UPDATE, as in :mod:`page_images.claims`:
@@ -107,7 +108,8 @@ def kept_live(
 
 
 def prune(instance: ImageGeneratingMixin) -> list[str]:
-    """Delete the kept pictures beyond ``KEEP_PICTURES`` (never the one shown); their names."""
+    """Forget the kept pictures beyond ``KEEP_PICTURES`` (never the one shown) and delete their
+    files, but those another record of the model shows; the names deleted."""
     keep = app_settings.KEEP_PICTURES
     if keep is None:
         return []
@@ -122,6 +124,16 @@ def prune(instance: ImageGeneratingMixin) -> list[str]:
         return []
     Picture.objects.filter(pk__in=[picture.pk for picture in older]).delete()
     names = [picture.name for picture in older]
+    # A record copied with its picture ("Save as new", a CMS's "copy page") shows the same file:
+    # it is no longer this record's to restore, but it is still that record's picture.
+    attname = image_field(instance).attname
+    shown_elsewhere = set(
+        type(instance)
+        ._base_manager.using(instance._state.db)
+        .filter(**{f"{attname}__in": names})
+        .values_list(attname, flat=True)
+    )
+    names = [name for name in names if name not in shown_elsewhere]
     delete_files(storage_of(instance), names)
     return names
 
