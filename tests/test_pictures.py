@@ -3,57 +3,21 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 import pytest
-from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
 from page_images import claims, pictures
 from page_images.exceptions import StaleClaimError, StorageWriteError
-from page_images.history import Generation, Picture, content_type_of
-from page_images.testing import png_bytes
+from page_images.history import Generation, Picture
 from tests.reliability import case
+from tests.support.pictures import claimed_generation, files, in_review, kept, with_new_picture
 from tests.testapp.models import Page
 from tests.testapp.storage import _FillsTheDisk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = Generation.Status
-
-
-def files(count, prefix="c"):
-    return [ContentFile(png_bytes(8, 8), name=f"{prefix}{index}.png") for index in range(count)]
-
-
-def claimed_generation(page, **fields):
-    token = claims.claim(page)
-    row = Generation.objects.create(
-        content_type=content_type_of(page),
-        object_id=str(page.pk),
-        token=token,
-        prompt=page.image_text,
-        review=True,
-        status=Status.RUNNING,
-        **fields,
-    )
-    return token, row
-
-
-def in_review(page, count=2):
-    """``page`` with ``count`` candidates waiting, stored the way a review job stores them."""
-    token, row = claimed_generation(page)
-    made = pictures.store_candidates(page, files(count), token=token, generation=row)
-    Generation.objects.filter(pk=row.pk).update(status=Status.REVIEW)
-    return made
-
-
-def with_new_picture(page):
-    """``page`` showing a new file, stored as a job stores it (under a name never used before)."""
-    token = claims.claim(page)
-    picture = ContentFile(png_bytes(8, 8), name=f"{uuid.uuid4().hex}.png")
-    claims.set_image_and_notify(page, picture, token=token)
-    return page
 
 
 def exists(name):
@@ -65,15 +29,6 @@ def stored_files(settings):
     if not storage.exists("page_images/testapp/page"):
         return []
     return storage.listdir("page_images/testapp/page")[1]
-
-
-def kept(page, name):
-    return Picture.objects.create(
-        content_type=content_type_of(page),
-        object_id=str(page.pk),
-        name=name,
-        status=Picture.Status.KEPT,
-    )
 
 
 def test_candidates_put_the_record_in_review_and_leave_the_live_picture(page):
