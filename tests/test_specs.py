@@ -17,17 +17,6 @@ PRESETS = {
 }
 
 
-@pytest.fixture
-def configure(settings):
-    """PAGE_IMAGES as the test settings have it, with ``overrides``."""
-    base = dict(settings.PAGE_IMAGES)
-
-    def apply(**overrides):
-        settings.PAGE_IMAGES = {**base, **overrides}
-
-    return apply
-
-
 def page(text=FOX):
     return Page(image_text=text)
 

@@ -708,17 +708,6 @@ def test_the_token_url_gives_visitors_nothing(page, editor):
 PANEL = "/page-images/panel/"
 
 
-@pytest.fixture
-def tools(settings):
-    """PAGE_IMAGES with the editor's tools: ``tools(PROMPT_PANEL=True, ...)``."""
-    base = dict(settings.PAGE_IMAGES)
-
-    def apply(**overrides):
-        settings.PAGE_IMAGES = {**base, **overrides}
-
-    return apply
-
-
 def panel(user, page, show=None):
     query = {"ref": sign_record(page) if not isinstance(page, str) else page}
     if show:
@@ -737,8 +726,8 @@ def last_generation(page):
     return Generation.objects.of(page).first()
 
 
-def test_the_prompt_panel_shows_the_records_prompt_and_the_choices(editor, page, tools):
-    tools(
+def test_the_prompt_panel_shows_the_records_prompt_and_the_choices(editor, page, configure):
+    configure(
         PROMPT_PANEL=True,
         PRESETS={"ink": {"label": "Ink drawing"}, "oil": {}},
         ASPECT_RATIOS=["1:1", "3:2"],
@@ -759,8 +748,8 @@ def test_the_prompt_panel_shows_the_records_prompt_and_the_choices(editor, page,
     "A panel (the prompt, the earlier pictures) asked for by a visitor, or with a bad reference",
     "403, 400 or 404 with a message; nothing about the record is shown.",
 )
-def test_the_panel_has_the_triggers_checks(editor, reader, page, tools):
-    tools(PROMPT_PANEL=True)
+def test_the_panel_has_the_triggers_checks(editor, reader, page, configure):
+    configure(PROMPT_PANEL=True)
     assert panel(reader, page).status_code == 403
     assert panel(None, page).status_code == 403
     assert panel(editor, "testapp.page:1:forged").status_code == 400
@@ -769,10 +758,10 @@ def test_the_panel_has_the_triggers_checks(editor, reader, page, tools):
     assert panel(editor, ref).status_code == 404
 
 
-def test_the_earlier_pictures_panel_offers_restore(editor, page, tools):
+def test_the_earlier_pictures_panel_offers_restore(editor, page, configure):
     from tests.support.pictures import kept, with_new_picture
 
-    tools(REGENERATE=True)
+    configure(REGENERATE=True)
     with_new_picture(page)
     earlier = kept(page, "page_images/first.png")
     html = panel(editor, page, show="earlier").content.decode()
@@ -784,8 +773,8 @@ def test_the_earlier_pictures_panel_offers_restore(editor, page, tools):
     assert "There are no earlier pictures" not in html
 
 
-def test_a_sent_prompt_preset_and_shape_are_what_the_job_draws(editor, page, tools, published):
-    tools(PROMPT_PANEL=True, PRESETS={"ink": {"prompt": "In ink."}}, ASPECT_RATIOS=["1:1", "3:2"])
+def test_a_sent_prompt_preset_and_shape_are_what_the_job_draws(editor, page, configure, published):
+    configure(PROMPT_PANEL=True, PRESETS={"ink": {"prompt": "In ink."}}, ASPECT_RATIOS=["3:2"])
     choices = {"prompt": "A grey wolf", "preset": "ink", "aspect_ratio": "3:2"}
     response = client_for(editor).post(TRIGGER, {"ref": sign_record(page), **choices}, **HTMX)
     assert response.status_code == 200
@@ -813,9 +802,9 @@ def test_without_the_panel_a_posted_prompt_is_ignored(editor, page, published):
     "400 with the reason, back in the panel with the text as typed; nothing claimed.",
 )
 def test_a_refused_choice_goes_back_to_the_panel_with_the_typed_text(
-    editor, page, tools, published
+    editor, page, configure, published
 ):
-    tools(PROMPT_PANEL=True, MAX_PROMPT_LENGTH=20)
+    configure(PROMPT_PANEL=True, MAX_PROMPT_LENGTH=20)
     typed = "A grey wolf howling at the moon"
     response = client_for(editor).post(TRIGGER, {"ref": sign_record(page), "prompt": typed}, **HTMX)
     assert response.status_code == 400
@@ -829,9 +818,9 @@ def test_a_refused_choice_goes_back_to_the_panel_with_the_typed_text(
 
 
 def test_a_refused_choice_without_a_prompt_answers_with_the_container(
-    editor, page, tools, published
+    editor, page, configure, published
 ):
-    tools(PRESETS={"ink": {}})
+    configure(PRESETS={"ink": {}})
     data = {"ref": sign_record(page), "preset": "oil"}
     response = client_for(editor).post(TRIGGER, data, **HTMX)
     assert response.status_code == 400
@@ -848,11 +837,11 @@ def test_a_refused_choice_without_a_prompt_answers_with_the_container(
     [({}, False), ({"REGENERATE": True}, True), ({"REVIEW": True}, True)],
 )
 def test_replace_is_honoured_only_where_the_site_offers_regenerate(
-    editor, page, tools, published, setting, replaced
+    editor, page, configure, published, setting, replaced
 ):
     from tests.support.pictures import with_new_picture
 
-    tools(**setting)
+    configure(**setting)
     with_new_picture(page)
     response = client_for(editor).post(TRIGGER, {"ref": sign_record(page), "replace": "1"}, **HTMX)
     assert response.status_code == 200
@@ -861,10 +850,10 @@ def test_replace_is_honoured_only_where_the_site_offers_regenerate(
     assert page.image_generating is replaced
 
 
-def test_accept_publishes_the_chosen_candidate(editor, page, tools):
+def test_accept_publishes_the_chosen_candidate(editor, page, configure):
     from tests.support.pictures import in_review
 
-    tools(REVIEW=True)
+    configure(REVIEW=True)
     chosen, _other = in_review(page)
     response = press(editor, "/page-images/accept/", page, picture=chosen.pk)
     assert response.status_code == 200
@@ -879,10 +868,10 @@ def test_accept_publishes_the_chosen_candidate(editor, page, tools):
     "Accept or restore pressed on a page drawn before another editor chose or restored",
     "409 'This changed meanwhile: here is what it shows now.' with the record as it is now.",
 )
-def test_an_out_of_date_accept_or_restore_is_409_with_what_is_now(editor, page, tools):
+def test_an_out_of_date_accept_or_restore_is_409_with_what_is_now(editor, page, configure):
     from tests.support.pictures import in_review
 
-    tools(REVIEW=True)
+    configure(REVIEW=True)
     chosen, other = in_review(page)
     assert press(editor, "/page-images/accept/", page, picture=chosen.pk).status_code == 200
     response = press(editor, "/page-images/accept/", page, picture=other.pk)
@@ -911,10 +900,10 @@ def test_an_out_of_date_button_of_a_deleted_record_is_404(editor, page, monkeypa
 )
 @pytest.mark.parametrize("url", ["/page-images/accept/", "/page-images/restore/"])
 @pytest.mark.parametrize("picture", [None, "", "abc", "1.5", "9" * 30])
-def test_a_malformed_picture_is_a_bad_request(editor, page, tools, url, picture):
+def test_a_malformed_picture_is_a_bad_request(editor, page, configure, url, picture):
     from tests.support.pictures import in_review
 
-    tools(REVIEW=True)
+    configure(REVIEW=True)
     in_review(page)
     data = {} if picture is None else {"picture": picture}
     response = press(editor, url, page, **data)
@@ -924,10 +913,10 @@ def test_a_malformed_picture_is_a_bad_request(editor, page, tools, url, picture)
     assert page.image_state == "review"
 
 
-def test_discard_shows_the_live_picture_again(editor, page, tools):
+def test_discard_shows_the_live_picture_again(editor, page, configure):
     from tests.support.pictures import in_review, with_new_picture
 
-    tools(REVIEW=True)
+    configure(REVIEW=True)
     with_new_picture(page)
     in_review(page)
     response = press(editor, "/page-images/discard/", page)
@@ -936,10 +925,10 @@ def test_discard_shows_the_live_picture_again(editor, page, tools):
     assert press(editor, "/page-images/discard/", page).status_code == 200  # nothing waits
 
 
-def test_restore_brings_back_the_earlier_picture(editor, page, tools):
+def test_restore_brings_back_the_earlier_picture(editor, page, configure):
     from tests.support.pictures import kept, with_new_picture
 
-    tools(REGENERATE=True)
+    configure(REGENERATE=True)
     with_new_picture(page)
     first = page.image.name
     earlier = kept(page, first)
@@ -964,8 +953,8 @@ def test_the_review_buttons_need_the_same_permission_as_the_click(reader, page, 
     "A prompt from the panel as long as MAX_PROMPT_LENGTH allows, in 4-byte characters",
     "Accepted (the body limit grows with the panel); a larger body is still 400.",
 )
-def test_the_body_limit_makes_room_for_the_longest_prompt(editor, page, tools, published):
-    tools(PROMPT_PANEL=True, MAX_PROMPT_LENGTH=1000)
+def test_the_body_limit_makes_room_for_the_longest_prompt(editor, page, configure, published):
+    configure(PROMPT_PANEL=True, MAX_PROMPT_LENGTH=1000)
     client = client_for(editor)
     longest = "🦊" * 1000
     response = client.post(TRIGGER, {"ref": sign_record(page), "prompt": longest}, **HTMX)
