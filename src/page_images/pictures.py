@@ -258,9 +258,20 @@ def accept(instance: ImageGeneratingMixin, picture_id: Any) -> bool:
     return True
 
 
-def discard(instance: ImageGeneratingMixin) -> bool:
-    """Throw the waiting candidates away; the live picture stays. False when none waited."""
+def discard(instance: ImageGeneratingMixin, picture_id: Any = None) -> bool:
+    """Throw the waiting candidates away; the live picture stays. False when none waited.
+
+    ``picture_id``, one of the candidates the editor's page showed, ties the discard to that
+    review: False (nothing thrown away) when it is no longer a candidate, because a newer click
+    replaced the review the page showed with one its editor has not seen.
+    """
     with transaction.atomic(using=instance._state.db):
+        if picture_id is not None and not (
+            Picture.objects.of(instance)
+            .filter(pk=picture_id, status=Picture.Status.CANDIDATE)
+            .exists()
+        ):
+            return False
         updated = (
             claims.rows(type(instance), instance.pk, instance._state.db)
             .filter(image_review=True)

@@ -245,8 +245,12 @@ def accept(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def discard(request: HttpRequest) -> HttpResponse:
-    """Throw the candidates away; the record shows its live picture (or the chip) again."""
-    return _act(request, lambda record, _none: pictures.discard(record) or True)
+    """Throw the candidates away; the record shows its live picture (or the chip) again.
+
+    The button names one of the candidates it showed: a page drawn before a newer click must
+    not throw away the new candidates, which nobody has seen yet (409 instead).
+    """
+    return _act(request, pictures.discard, picture=True)
 
 
 @require_POST
