@@ -156,6 +156,15 @@ def test_discard_drops_the_candidates_and_keeps_the_live_picture(page):
     assert not pictures.discard(page)  # nothing waits any more
 
 
+def test_discard_from_an_out_of_date_page_keeps_the_newer_review(page):
+    seen, _ = in_review(page)
+    newer = in_review(Page.objects.get(pk=page.pk))  # another editor regenerated meanwhile
+    assert not pictures.discard(page, seen.pk)
+    assert pictures.candidates(page) == newer
+    assert pictures.discard(page, newer[1].pk)
+    assert pictures.candidates(page) == []
+
+
 def test_drop_review_is_what_a_new_click_does_to_a_waiting_review(page):
     made = in_review(page)
     pictures.drop_review(page)

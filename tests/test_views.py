@@ -895,10 +895,12 @@ def test_an_out_of_date_button_of_a_deleted_record_is_404(editor, page, monkeypa
 
 @case(
     "requests",
-    "Accept or restore posted without a picture, or with one that is not a number",
+    "Accept, discard or restore posted without a picture, or with one that is not a number",
     "400 'This button is out of date. Reload the page.'; nothing changes.",
 )
-@pytest.mark.parametrize("url", ["/page-images/accept/", "/page-images/restore/"])
+@pytest.mark.parametrize(
+    "url", ["/page-images/accept/", "/page-images/discard/", "/page-images/restore/"]
+)
 @pytest.mark.parametrize("picture", [None, "", "abc", "1.5", "9" * 30])
 def test_a_malformed_picture_is_a_bad_request(editor, page, configure, url, picture):
     from tests.support.pictures import in_review
@@ -918,11 +920,31 @@ def test_discard_shows_the_live_picture_again(editor, page, configure):
 
     configure(REVIEW=True)
     with_new_picture(page)
-    in_review(page)
-    response = press(editor, "/page-images/discard/", page)
+    shown, _ = in_review(page)
+    html = fragment(editor, page).content.decode()
+    assert 'action="/page-images/discard/"' in html
+    assert html.count(f'name="picture" value="{shown.pk}"') == 2  # its Use button, and Discard
+    response = press(editor, "/page-images/discard/", page, picture=shown.pk)
     assert response.status_code == 200
     assert 'data-state="ready"' in response.content.decode()
-    assert press(editor, "/page-images/discard/", page).status_code == 200  # nothing waits
+
+
+@case(
+    "concurrency",
+    "Discard pressed on a page drawn before another editor's Regenerate made new candidates",
+    "409 with the new candidates, which stay: nobody has seen them yet.",
+)
+def test_an_out_of_date_discard_keeps_the_newer_review(editor, page, configure):
+    from page_images import pictures
+    from tests.support.pictures import in_review
+
+    configure(REVIEW=True)
+    seen, _ = in_review(page)
+    newer = in_review(Page.objects.get(pk=page.pk))  # another editor regenerated meanwhile
+    response = press(editor, "/page-images/discard/", page, picture=seen.pk)
+    assert response.status_code == 409
+    assert 'data-state="review"' in response.content.decode()
+    assert pictures.candidates(page) == newer
 
 
 def test_restore_brings_back_the_earlier_picture(editor, page, configure):
