@@ -109,6 +109,10 @@ def build_spec(
     """What a click asks for; raises :class:`InvalidChoiceError` for a choice the site does not
     offer and :class:`EmptyPromptError` when there is nothing to draw."""
     own = record_prompt(instance)
+    if prompt is not None:
+        # Browsers send a textarea's line breaks as CRLF (HTML's form submission rules): a
+        # record's text of several lines, sent back untouched, is not the editor's own prompt.
+        prompt = prompt.replace("\r\n", "\n").replace("\r", "\n")
     edited = prompt is not None and prompt.strip() != own
     text = prompt.strip() if prompt is not None else own
     if not text:
