@@ -151,6 +151,16 @@ def test_the_records_own_prompt_sent_back_unchanged_is_not_an_edit():
     assert spec.subject == FOX
 
 
+def test_a_record_of_several_lines_sent_back_by_a_browser_is_not_an_edit(configure):
+    # A textarea's value is submitted with CRLF line breaks, whatever the page held.
+    configure(MAX_PROMPT_LENGTH=30)
+    text = "A red fox.\n\nIt is dawn and the fox is hungry."
+    spec = build_spec(page(text), prompt=text.replace("\n", "\r\n") + "\r\n")
+    assert (spec.prompt_edited, spec.subject) == (False, text)  # nor held to MAX_PROMPT_LENGTH
+    spec = build_spec(page(text), prompt="A grey wolf.\r\rAt dusk.")
+    assert (spec.prompt_edited, spec.subject) == (True, "A grey wolf.\n\nAt dusk.")
+
+
 def test_an_emptied_prompt_is_refused():
     with pytest.raises(EmptyPromptError):
         build_spec(page(), prompt="   ")
