@@ -290,7 +290,10 @@ def container_context(
             else refresh_url,
             "image_url": instance.image_file.url if state == "ready" else "",
             "alt": instance.get_image_alt_text(),
-            "error": instance.image_error_message if state == "error" else "",
+            # A picture's editors (REGENERATE) also read why their last Regenerate failed.
+            "error": instance.image_error_message
+            if state == "error" or (state == "ready" and follow)
+            else "",
             "message": message,
             "claimed_at": instance.image_claimed_at,
             "started_at": instance.image_started_at,
