@@ -13,6 +13,7 @@ from page_images.editing import Choice, Thumbnail, candidates, panel_context
 from page_images.history import Generation, content_type_of
 from page_images.references import sign_record
 from page_images.rendering import container_context, rendered_references
+from tests.reliability import case
 from tests.support.pictures import in_review, kept, with_new_picture
 from tests.support.web import client_for
 
@@ -190,3 +191,27 @@ def test_the_chip_opens_the_panel_when_the_site_offers_it(page, editor, configur
     text = fragment(editor, page)
     assert 'method="get" action="/page-images/panel/"' in text
     assert 'hx-trigger="page-images:' in text
+
+
+@case(
+    "provider",
+    "Regenerate refused by the provider (content policy) on a record that has a picture",
+    "The picture stays, with the reason under it; the prompt panel reopens with the refused "
+    "text and the reason. Visitors see the picture only.",
+)
+def test_a_refused_regenerate_says_why_beside_the_picture(page, editor, reader, configure):
+    configure(REGENERATE=True, PROMPT_PANEL=True)
+    with_new_picture(page)
+    failed(page, "A fox fighting a dog")
+    assert page.image_state == "ready"
+    text = fragment(editor, page)
+    assert 'data-state="ready"' in text
+    assert "refused by the content policy" in text
+    values = panel_context(page, "compose")
+    assert (values["draft"], values["reason"]) == (
+        "A fox fighting a dog",
+        "Your request was refused by the content policy.",
+    )
+    assert "refused" not in fragment(reader, page)
+    configure(REGENERATE=False)  # no tools on pictures: nothing to say beside them
+    assert "refused" not in fragment(editor, page)
