@@ -302,6 +302,7 @@ def test_the_editors_tools_configured_well_are_clean():
                 "MAX_PROMPT_LENGTH": 500,
                 "PRESETS": {
                     "ink": {"label": "Ink", "prompt": "In ink: {prompt}", "size": "512x512"},
+                    "fine": {"quality": "high"},
                     "plain": {},
                 },
                 "ASPECT_RATIOS": ["1:1", "16:9"],
@@ -343,6 +344,8 @@ def test_a_prompt_template_the_records_cannot_fill(template, words):
         ({"ink": {"words": "In ink."}}, "unknown keys: words"),
         ({"ink": {"prompt": ["In ink."]}}, "'prompt' must be a string"),
         ({"ink": {"label": 3}}, "'label' must be a string"),
+        ({"ink": {"quality": 3}}, "'quality' must be None or a string of at most 16"),
+        ({"ink": {"quality": "x" * 17}}, "'quality' must be None or a string of at most 16"),
         ({"ink": {"size": "huge"}}, "'size': "),
         ({"ink": {"size": "9000x10"}}, "'size': "),
     ],

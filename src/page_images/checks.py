@@ -221,9 +221,10 @@ def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
 
 _FLAGS = ("PROMPT_PANEL", "REVIEW", "REGENERATE")
 _PRESET_KEYS = {"label", "prompt", "size", "quality"}
-#: The longest preset name and aspect ratio the history's columns hold.
+#: The longest preset name, aspect ratio and quality the history's columns hold.
 _PRESET_NAME_MAX = 64
 _RATIO_MAX = 16
+_QUALITY_MAX = 16
 _VARIANTS_MAX = 10
 
 
@@ -349,6 +350,9 @@ def _preset_problem(name: Any, preset: Any) -> str:
     for key in ("label", "prompt"):
         if not isinstance(preset.get(key, ""), str):
             return f"'{key}' must be a string"
+    quality = preset.get("quality")
+    if quality is not None and (not isinstance(quality, str) or len(quality) > _QUALITY_MAX):
+        return f"'quality' must be None or a string of at most {_QUALITY_MAX} characters"
     if preset.get("size") is not None:
         try:
             parse_size(preset["size"])
