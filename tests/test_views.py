@@ -768,9 +768,10 @@ def test_the_earlier_pictures_panel_offers_restore(editor, page, configure):
     assert 'data-state="earlier"' in html
     assert 'action="/page-images/restore/"' in html
     assert f'name="picture" value="{earlier.pk}"' in html
-    page.refresh_from_db()
+    assert 'aria-label="Restore earlier picture 1"' in html
+    earlier.delete()
     html = panel(editor, page, show="earlier").content.decode()
-    assert "There are no earlier pictures" not in html
+    assert "There are no earlier pictures to restore." in html
 
 
 def test_a_sent_prompt_preset_and_shape_are_what_the_job_draws(editor, page, configure, published):
