@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from django.core.files.storage import FileSystemStorage
+from django.db import transaction
 
 from page_images import claims, pictures
 from page_images.exceptions import StaleClaimError, StorageWriteError
@@ -107,6 +108,30 @@ def test_accept_publishes_the_choice_and_keeps_the_replaced_picture(page):
     assert [picture.name for picture in pictures.earlier(page)] == [replaced]
     assert pictures.candidates(page) == []
     assert Generation.objects.get().status == Status.DONE
+
+
+def test_the_other_candidates_are_deleted_only_once_the_choice_is_committed(page):
+    chosen, other = in_review(page)
+    page.refresh_from_db()
+    with transaction.atomic():
+        assert pictures.accept(page, chosen.pk)
+        assert exists(other.name)  # a rollback would bring the review back: its files stay
+    assert not exists(other.name)
+
+
+def test_a_rolled_back_choice_deletes_nothing(page):
+    chosen, other = in_review(page)
+    page.refresh_from_db()
+
+    def the_request_fails_after_the_choice():
+        with transaction.atomic():
+            pictures.accept(page, chosen.pk)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        the_request_fails_after_the_choice()
+    assert exists(other.name)
+    assert pictures.candidates(Page.objects.get(pk=page.pk)) == [chosen, other]
 
 
 def test_accept_on_a_record_without_a_picture(page):
