@@ -109,7 +109,7 @@ def kept_live(
 
 def prune(instance: ImageGeneratingMixin) -> list[str]:
     """Forget the kept pictures beyond ``KEEP_PICTURES`` (never the one shown) and delete their
-    files, but those another record of the model shows; the names deleted."""
+    files once committed, but those another record of the model shows; the names deleted."""
     keep = app_settings.KEEP_PICTURES
     if keep is None:
         return []
@@ -134,7 +134,9 @@ def prune(instance: ImageGeneratingMixin) -> list[str]:
         .values_list(attname, flat=True)
     )
     names = [name for name in names if name not in shown_elsewhere]
-    delete_files(storage_of(instance), names)
+    # After the commit, as every deletion here: a caller's transaction (ATOMIC_REQUESTS) that
+    # rolls back brings the rows back, and their files must still be there.
+    _delete_after_commit(instance, names)
     return names
 
 
