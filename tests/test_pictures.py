@@ -287,6 +287,23 @@ def test_keep_pictures_zero_keeps_only_the_live_picture(page, settings):
     assert not exists(replaced)
 
 
+def test_pruned_files_are_deleted_only_once_the_change_is_committed(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "KEEP_PICTURES": 0}
+    with_new_picture(page)
+    replaced = page.image.name
+
+    def a_request_that_fails_after_the_prune():
+        with transaction.atomic():
+            with_new_picture(page)
+            pictures.kept_live(page, page.image.name, replaced, None)
+            assert exists(replaced)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        a_request_that_fails_after_the_prune()
+    assert exists(replaced)  # its row is back (rolled back), and so is its file
+
+
 @case(
     "storage",
     "Two records show one file (a copied page) and one of them regenerates until it is pruned",
