@@ -12,7 +12,8 @@ from page_images.testing import png_bytes
 
 
 class ScriptedBackend(BaseBackend):
-    #: What the next calls answer, in order: an exception to raise, or bytes to return.
+    #: What the next calls answer, in order: an exception to raise, bytes or a GeneratedImage to
+    #: return, or a callable given the request (to act while the provider works) that answers.
     script: ClassVar[list[Any]] = []
     calls: ClassVar[list[ImageRequest]] = []
     #: Whether the database connection was closed when each call began.
@@ -30,8 +31,12 @@ class ScriptedBackend(BaseBackend):
             self.calls.append(request)
             self.db_closed.append(connections["default"].connection is None)
             outcome = self.script.pop(0) if self.script else png_bytes(32, 32)
+        if callable(outcome):
+            outcome = outcome(request)
         if isinstance(outcome, BaseException):
             raise outcome
+        if isinstance(outcome, GeneratedImage):
+            return outcome
         return GeneratedImage(content=outcome, content_type="image/png", model="scripted")
 
 

@@ -67,6 +67,17 @@ def _media_root(settings: Any, tmp_path: Any) -> None:
 
 
 @pytest.fixture
+def configure(settings: Any) -> Callable[..., None]:
+    """``configure(REVIEW=True, ...)``: PAGE_IMAGES as the test settings have it, with these."""
+    base = dict(settings.PAGE_IMAGES)
+
+    def apply(**overrides: Any) -> None:
+        settings.PAGE_IMAGES = {**base, **overrides}
+
+    return apply
+
+
+@pytest.fixture
 def story(db: None) -> Story:
     return Story.objects.create(title="The fox", channel="fox-channel")
 

@@ -17,6 +17,7 @@ from page_images.backends.base import (
     PermanentGenerationError,
     ProviderAuthenticationError,
     TransientGenerationError,
+    UnsupportedAspectRatioError,
 )
 from page_images.backends.litellm import LiteLLMBackend, import_litellm, map_error, provider_text
 from page_images.exceptions import MissingDependencyError
@@ -210,3 +211,66 @@ def test_a_cost_litellm_cannot_price_is_left_out_not_an_error(reported, cost):
     )
     result = backend._result(answer)
     assert (result.content, result.cost) == (b"x", cost)
+
+
+# Aspect ratios and variants (the editor's tools).
+
+
+def three(prompt="A red fox at dawn"):
+    return ImageRequest(prompt, width=64, height=64, quality="low", n=3)
+
+
+@pytest.mark.parametrize(
+    ("model", "ratio", "size"),
+    [
+        ("openai/gpt-image-1", "3:2", (1536, 1024)),
+        ("gpt-image-1.5", "2:3", (1024, 1536)),
+        ("openai/dall-e-3", "7:4", (1792, 1024)),
+        ("dall-e-2", "1:1", (1024, 1024)),
+    ],
+)
+def test_a_model_with_fixed_sizes_draws_a_ratio_at_its_own_size(model, ratio, size):
+    assert LiteLLMBackend(model=model).size_for(ratio, (512, 512)) == size
+
+
+def test_a_ratio_a_fixed_size_model_cannot_draw_says_which_it_can():
+    with pytest.raises(UnsupportedAspectRatioError, match=r"dall-e-3 .* 16:9; it draws 1:1, 7:4"):
+        LiteLLMBackend(model="openai/dall-e-3").size_for("16:9", (1024, 1024))
+
+
+def test_a_model_that_takes_any_size_keeps_the_area():
+    backend = LiteLLMBackend(model="vertex_ai/imagen-4")
+    assert backend.size_for("16:9", (1024, 1024)) == (1344, 768)
+
+
+def test_variants_are_one_call_with_n_where_the_model_allows_it(backend, provider):
+    results = backend.generate_variants(three())
+    (call,) = provider.requests
+    assert call.body["n"] == 3
+    assert len({result.content for result in results}) == 3  # three pictures, not one thrice
+    assert all(result.content.startswith(b"\x89PNG") for result in results)
+    costs = [result.cost for result in results]
+    assert len(set(costs)) == 1  # the call's cost, shared out
+    assert all(isinstance(cost, Decimal) and cost > 0 for cost in costs)
+
+
+def test_one_variant_is_one_plain_call(backend, provider):
+    (result,) = backend.generate_variants(ImageRequest("A fox", width=64, height=64))
+    assert result.content.startswith(b"\x89PNG")
+    assert [call.body["n"] for call in provider.requests] == [1]
+
+
+def test_variants_of_a_one_per_call_model_are_separate_calls(provider, settings):
+    settings.PAGE_IMAGES = {"ALLOW_LOOPBACK_DOWNLOADS": True}
+    backend = LiteLLMBackend(model="openai/dall-e-3", api_base=provider.api_base, api_key="sk")
+    results = backend.generate_variants(three())
+    assert [call.body["n"] for call in provider.requests] == [1, 1, 1]
+    assert len(results) == 3
+
+
+def test_a_provider_that_sends_fewer_pictures_than_asked_gives_what_it_sent(backend, provider):
+    provider.push(Respond.b64(content=png_bytes(8, 8)))
+    results = backend.generate_variants(three())
+    assert [result.content for result in results] == [png_bytes(8, 8)] * 3
+    answer = SimpleNamespace(data=[SimpleNamespace(b64_json=base64.b64encode(b"x").decode())])
+    assert len(backend._results(answer, 3)) == 1

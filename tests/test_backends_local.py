@@ -56,3 +56,34 @@ def test_a_backend_has_no_check_messages_unless_it_says_so():
             raise NotImplementedError
 
     assert Minimal().check() == []
+
+
+def test_each_variant_is_its_own_picture_and_the_first_is_the_prompts_own():
+    pictures = LocalBackend().generate_variants(ImageRequest("A fox", width=64, height=64, n=3))
+    contents = [picture.content for picture in pictures]
+    assert len(set(contents)) == 3
+    assert contents[0] == paint("A fox", 64, 64)
+    assert paint("A fox", 64, 64, variant=2) == contents[2]
+
+
+@pytest.mark.parametrize(
+    ("ratio", "size", "expected"),
+    [
+        ("1:1", (1024, 1024), (1024, 1024)),
+        ("3:2", (1024, 1024), (1280, 832)),
+        ("2:3", (1024, 1024), (832, 1280)),
+        ("16:9", (1024, 1024), (1344, 768)),
+        ("1:1", (70, 70), (64, 64)),  # sides are multiples of 64
+        ("16:9", (64, 64), (128, 64)),  # never below 64, and still wider than tall
+        ("20:1", (64, 64), (1280, 64)),  # the shape kept where the area cannot be
+        ("1:20", (8192, 8192), (384, 8192)),  # nor above 8192
+        ("200:1", (64, 64), (8192, 64)),  # beyond what both bounds allow: the nearest
+    ],
+)
+def test_the_default_size_for_a_ratio_keeps_the_area_in_sides_of_64(ratio, size, expected):
+    assert LocalBackend().size_for(ratio, size) == expected
+
+
+def test_the_default_size_for_refuses_a_malformed_ratio():
+    with pytest.raises(ValueError, match="not an aspect ratio"):
+        LocalBackend().size_for("wide", (64, 64))

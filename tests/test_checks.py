@@ -291,3 +291,134 @@ def test_urls_not_included_at_all_are_a_warning(settings):
 
     settings.ROOT_URLCONF = _urlconf(path("", lambda request: None))
     assert [m.id for m in check_urls()] == ["page_images.W015"]
+
+
+# --- The editor's tools (E060-E066) ---------------------------------------------------------
+
+GPT_IMAGE = {
+    "BACKEND": "page_images.backends.litellm.LiteLLMBackend",
+    "OPTIONS": {"model": "openai/gpt-image-1"},
+}
+
+
+def messages_of(**value):
+    with override_settings(PAGE_IMAGES=value):
+        return [m for m in check_settings() if not m.is_silenced()]
+
+
+def test_the_editors_tools_configured_well_are_clean():
+    assert (
+        ids(
+            {
+                "PROMPT_PANEL": True,
+                "PROMPT_TEMPLATE": "Watercolour of {prompt}, {pk}, {id!r:>4}",
+                "MAX_PROMPT_LENGTH": 500,
+                "PRESETS": {
+                    "ink": {"label": "Ink", "prompt": "In ink: {prompt}", "size": "512x512"},
+                    "fine": {"quality": "high"},
+                    "plain": {},
+                },
+                "ASPECT_RATIOS": ["1:1", "16:9"],
+                "VARIANTS": 10,
+                "REVIEW": True,
+                "REGENERATE": False,
+                "KEEP_PICTURES": 0,
+            }
+        )
+        == []
+    )
+    assert ids({**GPT_IMAGE, "ASPECT_RATIOS": ("1:1", "3:2", "2:3")}) == []
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        (42, "must be a string or None"),
+        ("Ink of {prompt", "not a format string"),
+        ("Ink of {}", "positional field"),
+        ("Ink of {0}", "positional field"),
+        ("Ink of {image_text}", "image_text, which testapp.Poster does not have"),
+        ("Ink of {story.title} {colour[0]}", "names colour, which testapp.Page"),
+    ],
+)
+def test_a_prompt_template_the_records_cannot_fill(template, words):
+    (message,) = messages_of(PROMPT_TEMPLATE=template)
+    assert message.id == "page_images.E060"
+    assert words in message.msg
+
+
+@pytest.mark.parametrize(
+    ("presets", "words"),
+    [
+        (["ink"], "must be a dict of name to preset, not list"),
+        ({"": {}}, "needs a name of 1 to 64 characters"),
+        ({"x" * 65: {}}, "needs a name of 1 to 64 characters"),
+        ({"ink": "In ink."}, "must be a dict, not str"),
+        ({"ink": {"words": "In ink."}}, "unknown keys: words"),
+        ({"ink": {"prompt": ["In ink."]}}, "'prompt' must be a string"),
+        ({"ink": {"label": 3}}, "'label' must be a string"),
+        ({"ink": {"quality": 3}}, "'quality' must be None or a string of at most 16"),
+        ({"ink": {"quality": "x" * 17}}, "'quality' must be None or a string of at most 16"),
+        ({"ink": {"size": "huge"}}, "'size': "),
+        ({"ink": {"size": "9000x10"}}, "'size': "),
+    ],
+)
+def test_presets_of_the_wrong_shape(presets, words):
+    (message,) = messages_of(PRESETS=presets)
+    assert message.id == "page_images.E061"
+    assert words in message.msg
+
+
+@pytest.mark.parametrize(
+    ("ratios", "words"),
+    [
+        ("3:2", "must be a list"),
+        (3, "must be a list"),
+        (["3/2"], "not an aspect ratio"),
+        (["10000000:10000000"], "longer than 16 characters"),
+    ],
+)
+def test_aspect_ratios_that_are_no_ratios(ratios, words):
+    (message,) = messages_of(ASPECT_RATIOS=ratios)
+    assert message.id == "page_images.E062"
+    assert words in message.msg
+
+
+@case(
+    "requests",
+    "ASPECT_RATIOS names a ratio the configured model cannot draw",
+    "manage.py check fails with E062, naming the ratios the model draws.",
+)
+def test_aspect_ratios_the_backend_cannot_draw():
+    messages = messages_of(**GPT_IMAGE, ASPECT_RATIOS=["1:1", "16:9", "4:3"])
+    assert [m.id for m in messages] == ["page_images.E062", "page_images.E062"]
+    assert "cannot draw the aspect ratio 16:9; it draws 1:1, 3:2, 2:3" in messages[0].msg
+
+
+def test_aspect_ratios_are_not_judged_by_a_backend_that_does_not_load():
+    assert ids({"BACKEND": "nowhere.Backend", "ASPECT_RATIOS": ["16:9"]}) == ["page_images.E003"]
+    assert ids({"SIZE": "big", "ASPECT_RATIOS": ["16:9"]}) == ["page_images.E004"]
+
+
+@pytest.mark.parametrize("variants", [0, 11, "3", True, 2.0])
+def test_variants_are_one_to_ten(variants):
+    assert ids({"VARIANTS": variants}) == ["page_images.E063"]
+
+
+@pytest.mark.parametrize("keep", [-1, "5", 1.5, False])
+def test_keep_pictures_is_none_or_a_whole_number(keep):
+    assert ids({"KEEP_PICTURES": keep}) == ["page_images.E064"]
+
+
+@pytest.mark.parametrize("length", [0, -5, "4000", 10.5])
+def test_max_prompt_length_is_a_positive_whole_number(length):
+    assert ids({"MAX_PROMPT_LENGTH": length}) == ["page_images.E065"]
+
+
+@pytest.mark.parametrize("key", ["PROMPT_PANEL", "REVIEW", "REGENERATE"])
+def test_the_switches_are_true_or_false(key):
+    (message,) = messages_of(**{key: "yes"})
+    assert (message.id, message.msg) == (
+        "page_images.E066",
+        f"PAGE_IMAGES['{key}'] must be True or False, not 'yes'.",
+    )

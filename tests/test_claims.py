@@ -314,3 +314,50 @@ def test_a_failure_for_a_record_a_receiver_deleted_is_recorded_and_not_announced
         signals.generation_failed.disconnect(dispatch_uid="t")
     assert not Page.objects.filter(pk=page.pk).exists()
     assert notified == []
+
+
+# --- The history rows the claim's changes close -----------------------------------------------
+
+
+def history_row(page, token):
+    from page_images.history import Generation, content_type_of
+
+    return Generation.objects.create(
+        content_type=content_type_of(page), object_id=str(page.pk), token=token, prompt="x"
+    )
+
+
+def test_cancel_closes_the_generation_as_cancelled(page):
+    row = history_row(page, claims.claim(page))
+    assert claims.cancel(page)
+    row.refresh_from_db()
+    assert (row.status, row.error, row.finished_at is not None) == ("cancelled", "", True)
+
+
+def test_fail_generation_records_the_failure_in_the_history(page):
+    token = claims.claim(page)
+    row = history_row(page, token)
+    assert claims.fail_generation(Page, page.pk, token, "Refused by the content policy.")
+    row.refresh_from_db()
+    assert (row.status, row.error) == ("failed", "Refused by the content policy.")
+
+
+def test_release_stale_claims_closes_the_dead_jobs_generations(make_page):
+    stale, fresh = make_page("one"), make_page("two")
+    dead = history_row(stale, claims.claim(stale))
+    alive = history_row(fresh, claims.claim(fresh))
+    Page.objects.filter(pk=stale.pk).update(image_started_at=timezone.now() - timedelta(hours=1))
+    assert claims.release_stale_claims() == 1
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert (dead.status, dead.error) == ("failed", "The image job did not finish in time.")
+    assert alive.status == "queued"
+
+
+def test_a_claim_clears_a_waiting_review(page):
+    Page.objects.filter(pk=page.pk).update(image_review=True)
+    page.refresh_from_db()
+    assert page.image_state == "review"
+    claims.claim(page)
+    page.refresh_from_db()
+    assert (page.image_review, page.image_state) == (False, "generating")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from page_images.conf import DEFAULTS, app_settings, parse_size
+from page_images.conf import DEFAULTS, app_settings, parse_ratio, parse_size
 
 
 def test_defaults_apply_when_the_setting_is_absent(settings):
@@ -41,3 +41,48 @@ def test_parse_size(text, size):
 def test_parse_size_refuses_nonsense(text):
     with pytest.raises(ValueError, match=r"WIDTHxHEIGHT|outside"):
         parse_size(text)
+
+
+def test_the_editors_tools_are_off_by_default(settings):
+    del settings.PAGE_IMAGES
+    assert not app_settings.PROMPT_PANEL
+    assert app_settings.PROMPT_TEMPLATE is None
+    assert app_settings.MAX_PROMPT_LENGTH == 4000
+    assert app_settings.PRESETS == {}
+    assert app_settings.ASPECT_RATIOS == ()
+    assert app_settings.VARIANTS == 1
+    assert not app_settings.REVIEW
+    assert not app_settings.REGENERATE
+    assert app_settings.KEEP_PICTURES == 5
+
+
+def test_the_editors_tools_read_their_settings(settings):
+    settings.PAGE_IMAGES = {
+        "PROMPT_PANEL": 1,
+        "PROMPT_TEMPLATE": "Ink drawing of {prompt}",
+        "MAX_PROMPT_LENGTH": "500",
+        "PRESETS": {"ink": {"prompt": "In ink."}},
+        "ASPECT_RATIOS": ["1:1", "3:2"],
+        "VARIANTS": "3",
+        "REVIEW": True,
+        "REGENERATE": True,
+        "KEEP_PICTURES": None,
+    }
+    assert app_settings.PROMPT_PANEL is True
+    assert app_settings.PROMPT_TEMPLATE == "Ink drawing of {prompt}"
+    assert app_settings.MAX_PROMPT_LENGTH == 500
+    assert app_settings.PRESETS == {"ink": {"prompt": "In ink."}}
+    assert app_settings.ASPECT_RATIOS == ("1:1", "3:2")
+    assert (app_settings.VARIANTS, app_settings.REVIEW, app_settings.REGENERATE) == (3, True, True)
+    assert app_settings.KEEP_PICTURES is None
+
+
+@pytest.mark.parametrize(("text", "ratio"), [("3:2", (3, 2)), ("1:1", (1, 1)), ("16:9", (16, 9))])
+def test_parse_ratio(text, ratio):
+    assert parse_ratio(text) == ratio
+
+
+@pytest.mark.parametrize("text", ["3/2", "3:", ":2", "0:1", "1:0", "a:b", "-1:2", "1.5:1", ""])
+def test_parse_ratio_refuses_nonsense(text):
+    with pytest.raises(ValueError, match="not an aspect ratio"):
+        parse_ratio(text)

@@ -6,17 +6,18 @@ import time
 
 import pytest
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.core.files.storage import FileSystemStorage
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from page_images import claims, queueing, signals
-from page_images.exceptions import (
-    EmptyPromptError,
-    EnqueueError,
-)
+from page_images import claims, pictures, queueing, signals
+from page_images.exceptions import EmptyPromptError, EnqueueError, InvalidChoiceError
+from page_images.history import Generation
 from page_images.testing import png_bytes
+from tests.reliability import case
 from tests.servers import unused_port
 from tests.support.jobs import celery_app, with_picture
+from tests.support.pictures import in_review
 from tests.testapp.models import Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -178,3 +179,125 @@ def test_request_generations_failing_part_way_keeps_the_jobs_already_sent(
         states.append(page.image_state)
     assert states == ["generating", "generating", "error", "error"]
     assert len(published) == 2
+
+
+# The history row of a click, and the editor's choices.
+
+
+def generations(page):
+    return list(Generation.objects.of(page))
+
+
+def test_a_click_writes_its_history_row_with_the_claim(page, editor, published, configure):
+    configure(PRESETS={"ink": {"prompt": "In ink.", "quality": "low"}}, VARIANTS=2)
+    token = queueing.request_generation(page, user=editor, prompt="A grey wolf")
+    (row,) = generations(page)
+    assert (row.token, row.user, row.status) == (token, editor, "queued")
+    assert (row.prompt, row.subject, row.prompt_edited) == (
+        "A grey wolf\n\nIn ink.",
+        "A grey wolf",
+        True,
+    )
+    assert (row.preset, row.size, row.quality, row.variants, row.review) == (
+        "ink",
+        "256x256",
+        "low",
+        2,
+        True,
+    )
+    assert (row.backend, row.model) == ("page_images.backends.local.LocalBackend", "")
+
+
+def test_an_anonymous_or_code_click_is_recorded_without_a_user(page, published, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "OPTIONS": {"model": "local-1"}}
+    queueing.request_generation(page, user="a script")
+    (row,) = generations(page)
+    assert (row.user, row.model) == (None, "local-1")
+
+
+@case(
+    "storage",
+    "The history row cannot be written at the click (a database error)",
+    "The click fails and nothing is claimed: never a claim without its row, nor a job.",
+)
+def test_the_claim_and_its_history_row_are_one_transaction(page, published, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise DatabaseError("disk I/O error")
+
+    monkeypatch.setattr(Generation, "save", broken)
+    with pytest.raises(DatabaseError):
+        queueing.request_generation(page)
+    page.refresh_from_db()
+    assert (page.image_generating, page.image_claim_token) == (False, None)
+    assert published == []
+
+
+def test_a_click_that_claims_nothing_writes_no_row(page, published):
+    assert queueing.request_generation(page) is not None
+    assert queueing.request_generation(Page.objects.get(pk=page.pk)) is None
+    assert len(generations(page)) == 1
+
+
+def test_an_invalid_choice_claims_nothing(page, published):
+    with pytest.raises(InvalidChoiceError):
+        queueing.request_generation(page, preset="oil")
+    page.refresh_from_db()
+    assert not page.image_generating
+    assert generations(page) == []
+
+
+def test_a_new_click_drops_the_review_waiting(page, published):
+    made = in_review(page)
+    page.refresh_from_db()
+    assert queueing.request_generation(page) is not None
+    assert pictures.candidates(page) == []
+    assert not any(FileSystemStorage().exists(picture.name) for picture in made)
+    page.refresh_from_db()
+    assert (page.image_review, page.image_state) == (False, "generating")
+    assert [row.status for row in generations(page)] == ["queued", "cancelled"]
+
+
+def test_a_click_that_loses_the_claim_leaves_the_review_alone(page, published):
+    made = in_review(page)
+    page.refresh_from_db()
+    claims.claim(Page.objects.get(pk=page.pk))  # another editor's click came first
+    assert queueing.request_generation(page) is None
+    assert pictures.candidates(page) == made
+
+
+def test_a_broker_failure_closes_the_history_row(page):
+    with celery_app(f"redis://127.0.0.1:{unused_port()}/0"), transaction.atomic():
+        queueing.request_generation(page)
+    (row,) = generations(page)
+    assert (row.status, row.error) == ("failed", queueing.ENQUEUE_FAILED_MESSAGE)
+
+
+def test_request_generations_writes_one_row_per_record_claimed(make_page, published, configure):
+    configure(PRESETS={"ink": {"prompt": "In ink."}, "oil": {"prompt": "In oil."}})
+    pages = [make_page(f"Page {n}") for n in range(3)]
+    busy = make_page("Busy")
+    claims.claim(busy)
+    with CaptureQueriesContext(connection) as queries:
+        started = queueing.request_generations([*pages, busy, make_page("")], preset="oil")
+    inserts = [
+        q for q in queries.captured_queries if "INSERT" in q["sql"] and "generation" in q["sql"]
+    ]
+    assert len(inserts) == 1  # one bulk insert for the batch
+    assert started == pages
+    for page in pages:
+        (row,) = generations(page)
+        assert (row.token, row.preset, row.prompt) == (
+            page.image_claim_token,
+            "oil",
+            f"{page.image_text}\n\nIn oil.",
+        )
+    assert generations(busy) == []
+
+
+def test_request_generations_refuses_an_unknown_preset_before_claiming(make_page, published):
+    page = make_page()
+    with pytest.raises(InvalidChoiceError):
+        queueing.request_generations([page], preset="oil")
+    page.refresh_from_db()
+    assert not page.image_generating
+    assert published == []

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import time
 import uuid
+from decimal import Decimal
 
 import pytest
 import redis
@@ -12,21 +14,25 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import FileSystemStorage
 from PIL import Image
 
-from page_images import claims, provenance, queueing, tasks
+from page_images import claims, pictures, provenance, queueing, tasks
+from page_images.backends.base import GeneratedImage
 from page_images.exceptions import (
     ContentPolicyError,
     ProviderAuthenticationError,
     TransientGenerationError,
 )
+from page_images.history import Generation, Picture
 from page_images.provenance import TRAINED_ALGORITHMIC_MEDIA
 from page_images.testing import png_bytes
 from tests.backends import ScriptedBackend
 from tests.machine import redis_url
 from tests.reliability import case
-from tests.support.jobs import assert_picture, celery_app, settled, wait_for
+from tests.support.jobs import assert_picture, celery_app, settled, wait_for, with_picture
 from tests.testapp.models import Note, Page
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+FOX = "A red fox jumps over a sleeping dog at dawn"
 
 
 @pytest.fixture(autouse=True)
@@ -356,3 +362,164 @@ def test_a_transient_error_in_a_job_called_directly_fails_with_its_message(page,
     )
     assert "could not schedule its retry" in caplog.text
     assert len(ScriptedBackend.calls) == 1
+
+
+# The editor's tools: the job reads what the click asked for from its history row.
+
+
+def click(page, **choices):
+    """The click's claim and history row, as request_generation makes them; its job not run."""
+    return queueing.request_generation(page, **choices)
+
+
+def generation_of(page):
+    return Generation.objects.of(page).get()
+
+
+def test_a_job_fills_in_its_history_row_and_keeps_the_picture_restorable(page):
+    with_picture(page)
+    replaced = page.image.name
+    run(page, click(page))
+    page.refresh_from_db()
+    row = generation_of(page)
+    assert (row.status, row.model, row.prompt, row.error) == ("done", "scripted", FOX, "")
+    assert row.started_at <= row.finished_at
+    assert row.provider_cost is None
+    assert [picture.generation for picture in row.pictures.all()] == [row]
+    assert [picture.name for picture in pictures.earlier(page)] == [replaced]
+
+
+def test_a_job_without_a_history_row_still_works(page):
+    run(page)  # claimed and queued by claims.claim() and enqueue_generation(), as before
+    page.refresh_from_db()
+    assert page.image_state == "ready"
+    assert not Generation.objects.exists()
+    assert [picture.name for picture in Picture.objects.all()] == [page.image.name]
+
+
+def test_variants_are_stored_as_candidates_for_review(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "VARIANTS": 3}
+    with_picture(page)
+    live = page.image.name
+    token = click(page)
+    run(page, token)
+    assert [(call.n, call.variant) for call in ScriptedBackend.calls] == [(1, 0), (1, 1), (1, 2)]
+    page.refresh_from_db()
+    assert (page.image_state, page.image.name) == ("review", live)
+    names = [picture.name for picture in pictures.candidates(page)]
+    stem = f"{page.pk}-{token.hex[:12]}"
+    assert [name.rsplit("/", 1)[1] for name in names] == [f"{stem}-{n}.png" for n in (1, 2, 3)]
+    row = generation_of(page)
+    assert (row.status, row.variants, row.review) == ("review", 3, True)
+    assert row.finished_at is not None
+
+
+def test_review_of_one_picture(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "REVIEW": True}
+    token = click(page)
+    run(page, token)
+    page.refresh_from_db()
+    (candidate,) = pictures.candidates(page)
+    assert candidate.name.endswith(f"/{page.pk}-{token.hex[:12]}.png")
+    assert (page.image_state, bool(page.image)) == ("review", False)
+
+
+@case(
+    "concurrency",
+    "An editor cancels a review job while the provider works",
+    "The generation stays 'cancelled'; its candidates are deleted, nothing waits for review.",
+)
+def test_a_review_job_cancelled_while_the_provider_works_leaves_no_candidate(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "REVIEW": True}
+
+    def cancel(request):
+        claims.cancel(Page.objects.get(pk=page.pk))
+        return png_bytes(32, 32)
+
+    ScriptedBackend.reset(cancel)
+    run(page, click(page))
+    page.refresh_from_db()
+    assert page.image_state == "empty"
+    assert pictures.candidates(page) == []
+    assert generation_of(page).status == "cancelled"
+
+
+def test_the_size_and_quality_come_from_the_click(page, settings):
+    settings.PAGE_IMAGES = {
+        **settings.PAGE_IMAGES,
+        "PRESETS": {"strip": {"prompt": "As a comic strip.", "size": "64x32", "quality": "low"}},
+    }
+    run(page, click(page))
+    (call,) = ScriptedBackend.calls
+    assert (call.size, call.quality, call.prompt) == ("64x32", "low", f"{FOX}\n\nAs a comic strip.")
+
+
+def rewrite_the_record(page, text, then=None):
+    """A script step: the editor saves new text while the provider works."""
+
+    def step(request):
+        Page.objects.filter(pk=page.pk).update(image_text=text)
+        return then if then is not None else png_bytes(32, 32)
+
+    return step
+
+
+def test_an_edited_prompt_is_drawn_whatever_the_record_says_meanwhile(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "PRESETS": {"ink": {"prompt": "In ink."}}}
+    ScriptedBackend.reset(rewrite_the_record(page, "A hen in a barn"))
+    run(page, click(page, prompt="A grey wolf"))
+    page.refresh_from_db()
+    assert page.image_state == "ready"
+    assert ScriptedBackend.calls[0].prompt == "A grey wolf\n\nIn ink."
+    assert generation_of(page).prompt == "A grey wolf\n\nIn ink."
+
+
+@case(
+    "storage",
+    "The record's text is rewritten while the provider works",
+    "The picture of the old text is not stored; the job draws the new text (a retry).",
+)
+def test_a_picture_of_text_rewritten_meanwhile_is_made_again(page):
+    ScriptedBackend.reset(rewrite_the_record(page, "A hen in a barn"))
+    run(page, click(page))
+    page.refresh_from_db()
+    assert page.image_state == "ready"
+    assert [call.prompt for call in ScriptedBackend.calls] == [FOX, "A hen in a barn"]
+    assert len(os.listdir(os.path.dirname(page.image.path))) == 1  # the first was never stored
+    assert generation_of(page).prompt == "A hen in a barn"
+
+
+def test_a_retry_after_the_text_changed_draws_the_new_text(page):
+    busy = TransientGenerationError(detail="429")
+    ScriptedBackend.reset(rewrite_the_record(page, "A hen in a barn", then=busy))
+    run(page, click(page))
+    page.refresh_from_db()
+    assert page.image_state == "ready"
+    assert [call.prompt for call in ScriptedBackend.calls] == [FOX, "A hen in a barn"]
+    assert generation_of(page).prompt == "A hen in a barn"
+
+
+@pytest.mark.parametrize(
+    ("costs", "total"),
+    [
+        ((Decimal("0.04"), Decimal("0.0125")), Decimal("0.0525")),
+        ((Decimal("0.04"), None), None),
+    ],
+)
+def test_the_providers_cost_is_summed_over_the_variants(page, settings, costs, total):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "VARIANTS": 2}
+    ScriptedBackend.reset(
+        *(GeneratedImage(content=png_bytes(32, 32), model="priced", cost=cost) for cost in costs)
+    )
+    run(page, click(page))
+    row = generation_of(page)
+    assert (row.provider_cost, row.model) == (total, "priced")
+
+
+def test_a_failed_job_records_its_failure(page):
+    ScriptedBackend.reset(ContentPolicyError())
+    run(page, click(page))
+    page.refresh_from_db()
+    row = generation_of(page)
+    assert (row.status, row.error) == ("failed", page.image_error)
+    assert "content policy" in row.error

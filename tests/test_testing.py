@@ -72,6 +72,27 @@ def test_the_image_depends_on_the_prompt_only(fake):
     assert pixel[0] != pixel[1]
 
 
+@pytest.mark.parametrize(("n", "count"), [(3, 3), (1, 1), (None, 1), ("many", 1), (0, 1), (50, 10)])
+def test_n_asks_for_that_many_pictures_each_its_own(fake, n, count):
+    response = requests.post(
+        f"{fake.api_base}/images/generations",
+        json={"model": "gpt-image-1", "prompt": "a fox", "n": n},
+        timeout=10,
+    )
+    pictures = [base64.b64decode(item["b64_json"]) for item in response.json()["data"]]
+    assert len(pictures) == len(set(pictures)) == count
+    assert pictures[0] == decoded(generate(fake, "a fox"))  # the first is the prompt's own
+
+
+def test_n_pictures_as_urls_or_given_bytes(fake):
+    fake.push(Respond.url(), Respond.b64(content=png_bytes(4, 4)))
+    body = {"model": "gpt-image-1", "prompt": "a fox", "n": 2}
+    urls = requests.post(f"{fake.api_base}/images/generations", json=body, timeout=10).json()
+    assert len({item["url"] for item in urls["data"]}) == 2
+    given = requests.post(f"{fake.api_base}/images/generations", json=body, timeout=10).json()
+    assert [base64.b64decode(item["b64_json"]) for item in given["data"]] == [png_bytes(4, 4)] * 2
+
+
 def test_b64_content_bad_bytes_and_oversize(fake):
     fake.push(Respond.b64(b"exact"), Respond.bad_bytes(), Respond.oversize(5000))
     assert decoded(generate(fake)) == b"exact"

@@ -701,3 +701,290 @@ def test_the_token_url_gives_visitors_nothing(page, editor):
     client = Client()
     client.force_login(editor)
     assert client.post("/page-images/events/token/", {"ref": ["forged"]}).status_code == 400
+
+
+# The editor's tools: the prompt panel, review, regenerate and restore.
+
+PANEL = "/page-images/panel/"
+
+
+def panel(user, page, show=None):
+    query = {"ref": sign_record(page) if not isinstance(page, str) else page}
+    if show:
+        query["show"] = show
+    return client_for(user).get(PANEL, query, **HTMX)
+
+
+def press(user, url, page, **data):
+    """A button of the container (accept, discard, restore) as htmx posts it."""
+    return client_for(user).post(url, {"ref": sign_record(page), **data}, **HTMX)
+
+
+def last_generation(page):
+    from page_images.history import Generation
+
+    return Generation.objects.of(page).first()
+
+
+def test_the_prompt_panel_shows_the_records_prompt_and_the_choices(editor, page, configure):
+    configure(
+        PROMPT_PANEL=True,
+        PRESETS={"ink": {"label": "Ink drawing"}, "oil": {}},
+        ASPECT_RATIOS=["1:1", "3:2"],
+    )
+    response = panel(editor, page)
+    assert response.status_code == 200
+    assert response["Cache-Control"].startswith("max-age=0")
+    html = response.content.decode()
+    assert 'data-state="compose"' in html
+    assert f">{page.image_text}</textarea>" in html
+    assert '<option value="ink">Ink drawing</option><option value="oil">oil</option>' in html
+    assert 'value="1:1" checked' in html
+    assert 'name="replace"' not in html  # nothing to replace yet
+
+
+@case(
+    "access",
+    "A panel (the prompt, the earlier pictures) asked for by a visitor, or with a bad reference",
+    "403, 400 or 404 with a message; nothing about the record is shown.",
+)
+def test_the_panel_has_the_triggers_checks(editor, reader, page, configure):
+    configure(PROMPT_PANEL=True)
+    assert panel(reader, page).status_code == 403
+    assert panel(None, page).status_code == 403
+    assert panel(editor, "testapp.page:1:forged").status_code == 400
+    ref = sign_record(page)
+    page.delete()
+    assert panel(editor, ref).status_code == 404
+
+
+def test_the_earlier_pictures_panel_offers_restore(editor, page, configure):
+    from tests.support.pictures import kept, with_new_picture
+
+    configure(REGENERATE=True)
+    with_new_picture(page)
+    earlier = kept(page, "page_images/first.png")
+    html = panel(editor, page, show="earlier").content.decode()
+    assert 'data-state="earlier"' in html
+    assert 'action="/page-images/restore/"' in html
+    assert f'name="picture" value="{earlier.pk}"' in html
+    assert 'aria-label="Restore earlier picture 1"' in html
+    earlier.delete()
+    html = panel(editor, page, show="earlier").content.decode()
+    assert "There are no earlier pictures to restore." in html
+
+
+def test_a_sent_prompt_preset_and_shape_are_what_the_job_draws(editor, page, configure, published):
+    configure(PROMPT_PANEL=True, PRESETS={"ink": {"prompt": "In ink."}}, ASPECT_RATIOS=["3:2"])
+    choices = {"prompt": "A grey wolf", "preset": "ink", "aspect_ratio": "3:2"}
+    response = client_for(editor).post(TRIGGER, {"ref": sign_record(page), **choices}, **HTMX)
+    assert response.status_code == 200
+    assert len(published) == 1
+    row = last_generation(page)
+    assert (row.prompt, row.prompt_edited, row.preset, row.aspect_ratio, row.user) == (
+        "A grey wolf\n\nIn ink.",
+        True,
+        "ink",
+        "3:2",
+        editor,
+    )
+    assert row.size == "320x192"  # 3:2 at SIZE 256x256's area, by the local backend
+
+
+def test_without_the_panel_a_posted_prompt_is_ignored(editor, page, published):
+    client_for(editor).post(TRIGGER, {"ref": sign_record(page), "prompt": "A grey wolf"}, **HTMX)
+    row = last_generation(page)
+    assert (row.prompt, row.prompt_edited) == (page.image_text, False)
+
+
+@case(
+    "requests",
+    "A prompt from the panel the site refuses (too long, a style or shape no longer offered)",
+    "400 with the reason, back in the panel with the text as typed; nothing claimed.",
+)
+def test_a_refused_choice_goes_back_to_the_panel_with_the_typed_text(
+    editor, page, configure, published
+):
+    configure(PROMPT_PANEL=True, MAX_PROMPT_LENGTH=20)
+    typed = "A grey wolf howling at the moon"
+    response = client_for(editor).post(TRIGGER, {"ref": sign_record(page), "prompt": typed}, **HTMX)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'data-state="compose"' in html
+    assert f">{typed}</textarea>" in html
+    assert "at most 20 characters" in html
+    assert published == []
+    page.refresh_from_db()
+    assert not page.image_generating
+
+
+def test_a_refused_choice_without_a_prompt_answers_with_the_container(
+    editor, page, configure, published
+):
+    configure(PRESETS={"ink": {}})
+    data = {"ref": sign_record(page), "preset": "oil"}
+    response = client_for(editor).post(TRIGGER, data, **HTMX)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "not offered any more" in html
+    assert 'data-state="empty"' in html
+    plain = client_for(editor).post(TRIGGER, {**data, "next": "/stories/"})
+    assert (plain.status_code, plain["Location"]) == (302, "/stories/")
+    assert published == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "replaced"),
+    [({}, False), ({"REGENERATE": True}, True), ({"REVIEW": True}, True)],
+)
+def test_replace_is_honoured_only_where_the_site_offers_regenerate(
+    editor, page, configure, published, setting, replaced
+):
+    from tests.support.pictures import with_new_picture
+
+    configure(**setting)
+    with_new_picture(page)
+    response = client_for(editor).post(TRIGGER, {"ref": sign_record(page), "replace": "1"}, **HTMX)
+    assert response.status_code == 200
+    assert len(published) == int(replaced)
+    page.refresh_from_db()
+    assert page.image_generating is replaced
+
+
+def test_accept_publishes_the_chosen_candidate(editor, page, configure):
+    from tests.support.pictures import in_review
+
+    configure(REVIEW=True)
+    chosen, _other = in_review(page)
+    response = press(editor, "/page-images/accept/", page, picture=chosen.pk)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-state="ready"' in html
+    assert chosen.name in html
+    assert "Regenerate" in html
+
+
+@case(
+    "concurrency",
+    "Accept or restore pressed on a page drawn before another editor chose or restored",
+    "409 'This changed meanwhile: here is what it shows now.' with the record as it is now.",
+)
+def test_an_out_of_date_accept_or_restore_is_409_with_what_is_now(editor, page, configure):
+    from tests.support.pictures import in_review
+
+    configure(REVIEW=True)
+    chosen, other = in_review(page)
+    assert press(editor, "/page-images/accept/", page, picture=chosen.pk).status_code == 200
+    response = press(editor, "/page-images/accept/", page, picture=other.pk)
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "This changed meanwhile" in html
+    assert 'data-state="ready"' in html
+    assert press(editor, "/page-images/restore/", page, picture=chosen.pk).status_code == 409
+
+
+def test_an_out_of_date_button_of_a_deleted_record_is_404(editor, page, monkeypatch):
+    from page_images import pictures
+
+    def deleted_meanwhile(record, picture_id):
+        Page.objects.filter(pk=record.pk).delete()
+        return False
+
+    monkeypatch.setattr(pictures, "accept", deleted_meanwhile)
+    assert press(editor, "/page-images/accept/", page, picture=1).status_code == 404
+
+
+@case(
+    "requests",
+    "Accept, discard or restore posted without a picture, or with one that is not a number",
+    "400 'This button is out of date. Reload the page.'; nothing changes.",
+)
+@pytest.mark.parametrize(
+    "url", ["/page-images/accept/", "/page-images/discard/", "/page-images/restore/"]
+)
+@pytest.mark.parametrize("picture", [None, "", "abc", "1.5", "9" * 30])
+def test_a_malformed_picture_is_a_bad_request(editor, page, configure, url, picture):
+    from tests.support.pictures import in_review
+
+    configure(REVIEW=True)
+    in_review(page)
+    data = {} if picture is None else {"picture": picture}
+    response = press(editor, url, page, **data)
+    assert response.status_code == 400
+    assert "out of date" in response.content.decode()
+    page.refresh_from_db()
+    assert page.image_state == "review"
+
+
+def test_discard_shows_the_live_picture_again(editor, page, configure):
+    from tests.support.pictures import in_review, with_new_picture
+
+    configure(REVIEW=True)
+    with_new_picture(page)
+    shown, _ = in_review(page)
+    html = fragment(editor, page).content.decode()
+    assert 'action="/page-images/discard/"' in html
+    assert html.count(f'name="picture" value="{shown.pk}"') == 2  # its Use button, and Discard
+    response = press(editor, "/page-images/discard/", page, picture=shown.pk)
+    assert response.status_code == 200
+    assert 'data-state="ready"' in response.content.decode()
+
+
+@case(
+    "concurrency",
+    "Discard pressed on a page drawn before another editor's Regenerate made new candidates",
+    "409 with the new candidates, which stay: nobody has seen them yet.",
+)
+def test_an_out_of_date_discard_keeps_the_newer_review(editor, page, configure):
+    from page_images import pictures
+    from tests.support.pictures import in_review
+
+    configure(REVIEW=True)
+    seen, _ = in_review(page)
+    newer = in_review(Page.objects.get(pk=page.pk))  # another editor regenerated meanwhile
+    response = press(editor, "/page-images/discard/", page, picture=seen.pk)
+    assert response.status_code == 409
+    assert 'data-state="review"' in response.content.decode()
+    assert pictures.candidates(page) == newer
+
+
+def test_restore_brings_back_the_earlier_picture(editor, page, configure):
+    from tests.support.pictures import kept, with_new_picture
+
+    configure(REGENERATE=True)
+    with_new_picture(page)
+    first = page.image.name
+    earlier = kept(page, first)
+    with_new_picture(page)
+    response = press(editor, "/page-images/restore/", page, picture=earlier.pk)
+    assert response.status_code == 200
+    assert first in response.content.decode()
+
+
+@pytest.mark.parametrize("url", ["/page-images/accept/", "/page-images/discard/"])
+def test_the_review_buttons_need_the_same_permission_as_the_click(reader, page, url):
+    from tests.support.pictures import in_review
+
+    (candidate, _) = in_review(page)
+    assert press(reader, url, page, picture=candidate.pk).status_code == 403
+    page.refresh_from_db()
+    assert page.image_state == "review"
+
+
+@case(
+    "requests",
+    "A prompt from the panel as long as MAX_PROMPT_LENGTH allows, in 4-byte characters",
+    "Accepted (the body limit grows with the panel); a larger body is still 400.",
+)
+def test_the_body_limit_makes_room_for_the_longest_prompt(editor, page, configure, published):
+    configure(PROMPT_PANEL=True, MAX_PROMPT_LENGTH=1000)
+    client = client_for(editor)
+    longest = "🦊" * 1000
+    response = client.post(TRIGGER, {"ref": sign_record(page), "prompt": longest}, **HTMX)
+    assert response.status_code == 200
+    assert len(published) == 1
+    response = client.post(
+        TRIGGER, {"ref": sign_record(page), "prompt": longest, "junk": "x" * 13_000}, **HTMX
+    )
+    assert response.status_code == 400
+    assert "too large" in response.content.decode()

@@ -2,8 +2,9 @@
 
 Ids are never reused. E0xx are errors (the app cannot work), W0xx warnings (it works, but
 probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend, E04x/W04x
-to the event buses, W05x to Celery's configuration as the click sees it, E07x/W07x to the price
-table and the quotas.
+to the event buses, W05x to Celery's configuration as the click sees it, E06x to the editor's
+tools (the prompt panel, presets, aspect ratios, review and the pictures kept), E07x/W07x to the
+price table and the quotas.
 
 ``PageImagesConfig.ready()`` registers them, with tags, so this module is imported in every web
 process's ``django.setup()``. What only a check needs (the event buses, the rate parser, Celery) is
@@ -14,6 +15,7 @@ checks, shown by ``manage.py check --deploy``.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,8 +26,8 @@ from django.db import models
 from django.utils.module_loading import import_string
 
 from page_images.backends import build_backend
-from page_images.conf import DEFAULTS, SETTING_NAME, parse_size
-from page_images.exceptions import PageImagesConfigurationError
+from page_images.conf import DEFAULTS, SETTING_NAME, parse_ratio, parse_size
+from page_images.exceptions import PageImagesConfigurationError, UnsupportedAspectRatioError
 from page_images.models import ImageGeneratingMixin, image_generating_models
 
 _POSITIVE_NUMBERS = (
@@ -87,6 +89,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_rate(merged["RATE_LIMIT"])
     messages += check_events(merged["EVENTS"])
     messages += _check_costs(merged)
+    messages += check_editing(merged)
     return messages
 
 
@@ -228,6 +231,180 @@ def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
         check_id = "page_images.E008" if "OPTIONS" in str(exc) else "page_images.E003"
         return [_error(str(exc), check_id)]
     return backend.check()
+
+
+# --- The editor's tools (E060-E066) ----------------------------------------------------------
+
+_FLAGS = ("PROMPT_PANEL", "REVIEW", "REGENERATE")
+_PRESET_KEYS = {"label", "prompt", "size", "quality"}
+#: The longest preset name, aspect ratio and quality the history's columns hold.
+_PRESET_NAME_MAX = 64
+_RATIO_MAX = 16
+_QUALITY_MAX = 16
+_VARIANTS_MAX = 10
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_editing(merged: dict[str, Any]) -> list[CheckMessage]:
+    """The settings of the prompt panel, presets, aspect ratios, review and kept pictures."""
+    messages = _check_template(merged["PROMPT_TEMPLATE"])
+    length = merged["MAX_PROMPT_LENGTH"]
+    if not _whole(length) or length < 1:
+        messages.append(
+            _error(
+                f"{SETTING_NAME}['MAX_PROMPT_LENGTH'] must be a whole number ≥ 1, not {length!r}.",
+                "page_images.E065",
+            )
+        )
+    messages += _check_presets(merged["PRESETS"])
+    messages += _check_ratios(merged)
+    variants = merged["VARIANTS"]
+    if not _whole(variants) or not 1 <= variants <= _VARIANTS_MAX:
+        messages.append(
+            _error(
+                f"{SETTING_NAME}['VARIANTS'] must be a whole number from 1 to {_VARIANTS_MAX}, "
+                f"not {variants!r}.",
+                "page_images.E063",
+                hint="Providers make at most 10 pictures per call (OpenAI's n).",
+            )
+        )
+    keep = merged["KEEP_PICTURES"]
+    if keep is not None and (not _whole(keep) or keep < 0):
+        messages.append(
+            _error(
+                f"{SETTING_NAME}['KEEP_PICTURES'] must be None (keep every file) or a whole "
+                f"number ≥ 0, not {keep!r}.",
+                "page_images.E064",
+            )
+        )
+    for key in _FLAGS:
+        if not isinstance(merged[key], bool):
+            messages.append(
+                _error(
+                    f"{SETTING_NAME}['{key}'] must be True or False, not {merged[key]!r}.",
+                    "page_images.E066",
+                )
+            )
+    return messages
+
+
+def _check_template(template: Any) -> list[CheckMessage]:
+    """E060: a format string whose fields every model using the mixin has ({prompt} is its own)."""
+    if template is None:
+        return []
+    if not isinstance(template, str):
+        problem = f"must be a string or None, not {type(template).__name__}"
+    else:
+        try:
+            names = {
+                field for _, field, _, _ in string.Formatter().parse(template) if field is not None
+            }
+        except ValueError as exc:
+            names, problem = set(), f"is not a format string: {exc}"
+        else:
+            # "{story.title}", "{tags[0]}": the record's own attribute is the first part.
+            roots = {name.split(".", 1)[0].split("[", 1)[0] for name in names}
+            problem = _template_fields_problem(roots)
+    if not problem:
+        return []
+    return [
+        _error(
+            f"{SETTING_NAME}['PROMPT_TEMPLATE'] {problem}.",
+            "page_images.E060",
+            hint="For example 'Watercolour illustration of: {prompt}' ({prompt} is the record's "
+            "own prompt) or a field every model using the mixin has, '{title}'.",
+        )
+    ]
+
+
+def _template_fields_problem(roots: set[str]) -> str:
+    if "" in roots or any(root.isdigit() for root in roots):
+        return "has a positional field ({} or {0}): name the record's field"
+    for model in image_generating_models():
+        missing = sorted(root for root in roots - {"prompt"} if not hasattr(model, root))
+        if missing:
+            return f"names {', '.join(missing)}, which {model._meta.label} does not have"
+    return ""
+
+
+def _check_presets(presets: Any) -> list[CheckMessage]:
+    """E061: ``{"name": {"label", "prompt", "size", "quality"}}``."""
+    if not isinstance(presets, dict):
+        return [
+            _error(
+                f"{SETTING_NAME}['PRESETS'] must be a dict of name to preset, not "
+                f"{type(presets).__name__}.",
+                "page_images.E061",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for name, preset in presets.items():
+        problem = _preset_problem(name, preset)
+        if problem:
+            messages.append(
+                _error(
+                    f"{SETTING_NAME}['PRESETS'][{name!r}] {problem}.",
+                    "page_images.E061",
+                    hint="A preset is {'label': ..., 'prompt': words added to the prompt (may "
+                    "place it with {prompt}), 'size': 'WIDTHxHEIGHT', 'quality': ...}.",
+                )
+            )
+    return messages
+
+
+def _preset_problem(name: Any, preset: Any) -> str:
+    if not isinstance(name, str) or not name or len(name) > _PRESET_NAME_MAX:
+        return f"needs a name of 1 to {_PRESET_NAME_MAX} characters"
+    if not isinstance(preset, dict):
+        return f"must be a dict, not {type(preset).__name__}"
+    unknown = sorted(set(map(str, preset)) - _PRESET_KEYS)
+    if unknown:
+        return f"has unknown keys: {', '.join(unknown)}"
+    for key in ("label", "prompt"):
+        if not isinstance(preset.get(key, ""), str):
+            return f"'{key}' must be a string"
+    quality = preset.get("quality")
+    if quality is not None and (not isinstance(quality, str) or len(quality) > _QUALITY_MAX):
+        return f"'quality' must be None or a string of at most {_QUALITY_MAX} characters"
+    if preset.get("size") is not None:
+        try:
+            parse_size(preset["size"])
+        except ValueError as exc:
+            return f"'size': {exc}"
+    return ""
+
+
+def _check_ratios(merged: dict[str, Any]) -> list[CheckMessage]:
+    """E062: "W:H" ratios the configured backend can draw (OpenAI's models take a fixed list)."""
+    ratios = merged["ASPECT_RATIOS"]
+    if isinstance(ratios, str) or not isinstance(ratios, Iterable):
+        return [
+            _error(
+                f"{SETTING_NAME}['ASPECT_RATIOS'] must be a list such as ['1:1', '3:2'], not "
+                f"{ratios!r}.",
+                "page_images.E062",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    backend = None
+    try:
+        backend = build_backend(str(merged["BACKEND"]), dict(merged["OPTIONS"]))
+        size = parse_size(merged["SIZE"])
+    except (PageImagesConfigurationError, TypeError, ValueError):
+        backend = None  # E003, E004 or E008 says why
+    for ratio in ratios:
+        try:
+            parse_ratio(ratio)
+            if len(str(ratio)) > _RATIO_MAX:
+                raise ValueError(f"{ratio!r} is longer than {_RATIO_MAX} characters")
+            if backend is not None:
+                backend.size_for(str(ratio), size)
+        except (ValueError, UnsupportedAspectRatioError) as exc:
+            messages.append(_error(f"{SETTING_NAME}['ASPECT_RATIOS']: {exc}", "page_images.E062"))
+    return messages
 
 
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

@@ -54,7 +54,8 @@ def panel_context(
     if panel == "earlier":
         return {"earlier": _thumbnails(instance, pictures.earlier(instance))}
     last = _last(instance)
-    reason = instance.image_error_message if instance.image_state == "error" else ""
+    # The last generation's failure, also when the record kept its picture (a Regenerate).
+    reason = instance.image_error_message if instance.image_state in ("error", "ready") else ""
     if prompt is None:
         # After a refusal the editor gets the text that was refused, to change it; otherwise
         # the text the record asks for now.

@@ -7,8 +7,9 @@ When a file is deleted, and how a site keeps it:
 - A picture the record showed is kept after it is replaced, so "Restore" can bring it back:
   the ``KEEP_PICTURES`` newest per record (default 5). An older one is deleted when a newer one
   is kept. ``KEEP_PICTURES = None`` keeps every file for ever.
-- A file the record shows is never deleted, nor one this app did not track (a picture uploaded by
-  hand is tracked, and so kept and restorable, from the moment a generation replaces it).
+- A file a record shows is never deleted (nor one another record of the model shows, as a copy
+  of a page does), nor one this app did not track (a picture uploaded by hand is tracked, and so
+  kept and restorable, from the moment a generation replaces it).
 - Deleting a record deletes none of its files, as Django does not for any ``FileField``.
 
 Every change of what the record shows is one conditional UPDATE, as in :mod:`page_images.claims`:
@@ -112,7 +113,8 @@ def kept_live(
 
 
 def prune(instance: ImageGeneratingMixin) -> list[str]:
-    """Delete the kept pictures beyond ``KEEP_PICTURES`` (never the one shown); their names."""
+    """Forget the kept pictures beyond ``KEEP_PICTURES`` (never the one shown) and delete their
+    files once committed, but those another record of the model shows; the names deleted."""
     keep = app_settings.KEEP_PICTURES
     if keep is None:
         return []
@@ -127,7 +129,19 @@ def prune(instance: ImageGeneratingMixin) -> list[str]:
         return []
     Picture.objects.filter(pk__in=[picture.pk for picture in older]).delete()
     names = [picture.name for picture in older]
-    delete_files(storage_of(instance), names)
+    # A record copied with its picture ("Save as new", a CMS's "copy page") shows the same file:
+    # it is no longer this record's to restore, but it is still that record's picture.
+    attname = image_field(instance).attname
+    shown_elsewhere = set(
+        type(instance)
+        ._base_manager.using(instance._state.db)
+        .filter(**{f"{attname}__in": names})
+        .values_list(attname, flat=True)
+    )
+    names = [name for name in names if name not in shown_elsewhere]
+    # After the commit, as every deletion here: a caller's transaction (ATOMIC_REQUESTS) that
+    # rolls back brings the rows back, and their files must still be there.
+    _delete_after_commit(instance, names)
     return names
 
 
@@ -251,9 +265,20 @@ def accept(instance: ImageGeneratingMixin, picture_id: Any) -> bool:
     return True
 
 
-def discard(instance: ImageGeneratingMixin) -> bool:
-    """Throw the waiting candidates away; the live picture stays. False when none waited."""
+def discard(instance: ImageGeneratingMixin, picture_id: Any = None) -> bool:
+    """Throw the waiting candidates away; the live picture stays. False when none waited.
+
+    ``picture_id``, one of the candidates the editor's page showed, ties the discard to that
+    review: False (nothing thrown away) when it is no longer a candidate, because a newer click
+    replaced the review the page showed with one its editor has not seen.
+    """
     with transaction.atomic(using=instance._state.db):
+        if picture_id is not None and not (
+            Picture.objects.of(instance)
+            .filter(pk=picture_id, status=Picture.Status.CANDIDATE)
+            .exists()
+        ):
+            return False
         updated = (
             claims.rows(type(instance), instance.pk, instance._state.db)
             .filter(image_review=True)

@@ -378,7 +378,10 @@ def container_context(
             "image_width": image_width,
             "image_height": image_height,
             "alt": instance.get_image_alt_text(),
-            "error": instance.image_error_message if state == "error" else "",
+            # A picture's editors (REGENERATE) also read why their last Regenerate failed.
+            "error": instance.image_error_message
+            if state == "error" or (state == "ready" and follow)
+            else "",
             "message": message,
             "claimed_at": instance.image_claimed_at,
             "started_at": instance.image_started_at,

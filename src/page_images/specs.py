@@ -49,15 +49,20 @@ class _Fields(dict[str, Any]):
     def __init__(self, instance: ImageGeneratingMixin) -> None:
         super().__init__()
         self.instance = instance
+        #: Some field the template names has a value: the record gives the picture a subject.
+        self.filled = False
 
     def __missing__(self, key: str) -> Any:
         if key == "prompt":
-            return self.instance.get_image_prompt()
-        try:
-            value = getattr(self.instance, key)
-        except AttributeError:
-            raise KeyError(key) from None
-        return "" if value is None else value
+            value: Any = self.instance.get_image_prompt()
+        else:
+            try:
+                value = getattr(self.instance, key)
+            except AttributeError:
+                raise KeyError(key) from None
+        value = "" if value is None else value
+        self.filled = self.filled or bool(str(value).strip())
+        return value
 
 
 def record_prompt(instance: ImageGeneratingMixin) -> str:
@@ -65,10 +70,13 @@ def record_prompt(instance: ImageGeneratingMixin) -> str:
     template = app_settings.PROMPT_TEMPLATE
     if not template:
         return instance.get_image_prompt()
-    base = instance.get_image_prompt() if "{prompt}" in template else ""
-    if "{prompt}" in template and not base:
+    if "{prompt}" in template and not instance.get_image_prompt():
         return ""  # nothing to draw: the template's own words are not a subject
-    return template.format_map(_Fields(instance)).strip()
+    fields = _Fields(instance)
+    text = template.format_map(fields).strip()
+    # Nor are they when every field the template names is empty ("Watercolour of: {image_text}"
+    # over a record without text): the chip says there is nothing to draw, as without a template.
+    return text if fields.filled else ""
 
 
 def with_preset(prompt: str, preset: dict[str, Any]) -> str:
@@ -101,6 +109,10 @@ def build_spec(
     """What a click asks for; raises :class:`InvalidChoiceError` for a choice the site does not
     offer and :class:`EmptyPromptError` when there is nothing to draw."""
     own = record_prompt(instance)
+    if prompt is not None:
+        # Browsers send a textarea's line breaks as CRLF (HTML's form submission rules): a
+        # record's text of several lines, sent back untouched, is not the editor's own prompt.
+        prompt = prompt.replace("\r\n", "\n").replace("\r", "\n")
     edited = prompt is not None and prompt.strip() != own
     text = prompt.strip() if prompt is not None else own
     if not text:

@@ -281,6 +281,18 @@ def _close_litellm_clients(url: str) -> None:
             cache.delete_cache(key)
 
 
+def _count(n: Any) -> int:
+    """How many pictures a request asks for: OpenAI's ``n``, 1 when absent, at most 10."""
+    try:
+        return max(1, min(10, int(n)))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _variant(prompt: str, index: int) -> str:
+    return f"{prompt}\x00{index}" if index else prompt
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeImageProvider
     protocol_version = "HTTP/1.1"  # keep-alive, as the OpenAI SDK's pooled client expects
@@ -314,35 +326,47 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append(request)
             behaviour = state.queue.pop(0) if state.queue else self.owner.default
         started = time.monotonic()
-        content = behaviour.content
-        if content is None and behaviour.kind != "error":
-            # Drawn within the latency, not after it: ``latency`` is the time to the answer, as a
-            # real provider's is, however many requests arrive together.
-            content = _prompt_png(request.prompt, self.owner.image_size)
+        contents: list[bytes] = []
+        if behaviour.kind != "error":
+            # OpenAI's ``n``: that many pictures in one answer (1 to 10), each its own. Drawn
+            # within the latency, not after it: ``latency`` is the time to the answer, as a real
+            # provider's is, however many requests arrive together.
+            contents = [
+                behaviour.content
+                if behaviour.content is not None
+                else _prompt_png(_variant(request.prompt, index), self.owner.image_size)
+                for index in range(_count(parsed.get("n")))
+            ]
         delay = self.owner.latency + behaviour.hang - (time.monotonic() - started)
         if delay > 0:
             state.stopping.wait(delay)
         if state.stopping.is_set():
             self.close_connection = True  # the client sees a disconnect, not a wait
             return None
-        if behaviour.kind == "error" or content is None:
+        if not contents:
             return self._send(behaviour.status, json.dumps(behaviour.error).encode())
-        item: dict[str, Any] = {"revised_prompt": request.prompt}
-        if behaviour.kind == "url":
-            name = f"{uuid.uuid4()}.png"
-            with state.lock:
-                state.files[name] = (content, behaviour)
-            item["url"] = f"{self.owner.url}/files/{name}"
-        else:
-            item["b64_json"] = base64.b64encode(content).decode()
+        items = [self._item(request, picture, behaviour) for picture in contents]
         usage = {
             "input_tokens": 10,
             "output_tokens": 100,
             "total_tokens": 110,
             "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
         }
-        answer = {"created": int(time.time()), "data": [item], "usage": usage}
+        answer = {"created": int(time.time()), "data": items, "usage": usage}
         return self._send(200, json.dumps(answer).encode())
+
+    def _item(
+        self, request: ReceivedRequest, content: bytes, behaviour: Behaviour
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {"revised_prompt": request.prompt}
+        if behaviour.kind == "url":
+            name = f"{uuid.uuid4()}.png"
+            with self.owner._state.lock:
+                self.owner._state.files[name] = (content, behaviour)
+            item["url"] = f"{self.owner.url}/files/{name}"
+        else:
+            item["b64_json"] = base64.b64encode(content).decode()
+        return item
 
     def do_GET(self) -> None:
         state = self.owner._state

@@ -57,6 +57,7 @@ def max_body_bytes() -> int:
 
 
 RECORD_GONE = gettext_noop("This record no longer exists.")
+OUT_OF_DATE = gettext_noop("This button is out of date. Reload the page.")
 RATE_LIMIT_DOWN = gettext_noop(
     "Clicks cannot be counted right now (the site's cache is unreachable). Try again in a moment."
 )
@@ -142,7 +143,7 @@ def _posted_record(request: HttpRequest) -> ImageGeneratingMixin | HttpResponse:
     try:
         instance = load_record(form.get("ref", ""))
     except BadReference:
-        return _answer(request, None, 400, _("This button is out of date. Reload the page."))
+        return _answer(request, None, 400, _(OUT_OF_DATE))
     except RecordNotFound:
         return _answer(request, None, 404, _(RECORD_GONE))
     if not can_generate(request.user, instance):
@@ -201,16 +202,34 @@ def trigger(request: HttpRequest) -> HttpResponse:
     return _answer(request, instance, 200)
 
 
-def _act(request: HttpRequest, change: Callable[[ImageGeneratingMixin], bool]) -> HttpResponse:
+def _picture_id(request: HttpRequest) -> int | None:
+    """The picture a button names, as the page drew it: a row's key. None for anything else
+    (no field, a forged or broken value), which must be a 400, not the database's ValueError."""
+    value = request.POST.get("picture", "")
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # a 64-bit key at most
+        return None
+    return int(value)
+
+
+def _act(
+    request: HttpRequest,
+    change: Callable[[ImageGeneratingMixin, int | None], bool],
+    *,
+    picture: bool = False,
+) -> HttpResponse:
     """Apply an editor's button to the record the POST names, after the trigger's checks.
 
-    ``change`` returns False when the page was out of date (someone else chose, restored or
+    ``change`` gets the record and, for a button that names one (``picture``), the picture's
+    key. It returns False when the page was out of date (someone else chose, restored or
     regenerated since it was drawn): the answer then shows what the record shows now.
     """
     found = _posted_record(request)
     if isinstance(found, HttpResponse):
         return found
-    if not change(found):
+    chosen = _picture_id(request) if picture else None
+    if picture and chosen is None:
+        return _answer(request, found, 400, _(OUT_OF_DATE))
+    if not change(found, chosen):
         return _out_of_date(request, found)
     return _answer(request, found, 200)
 
@@ -222,25 +241,29 @@ def cancel(request: HttpRequest) -> HttpResponse:
     The job is not killed: it finds its claim gone and discards what it makes. The editor is not
     left waiting on a job that a dead worker or a lost queue will never finish.
     """
-    return _act(request, lambda record: claims.cancel(record) or True)
+    return _act(request, lambda record, _none: claims.cancel(record) or True)
 
 
 @require_POST
 def accept(request: HttpRequest) -> HttpResponse:
     """Publish the candidate the editor chose; the others are deleted, the old picture kept."""
-    return _act(request, lambda record: pictures.accept(record, request.POST.get("picture", "")))
+    return _act(request, pictures.accept, picture=True)
 
 
 @require_POST
 def discard(request: HttpRequest) -> HttpResponse:
-    """Throw the candidates away; the record shows its live picture (or the chip) again."""
-    return _act(request, lambda record: pictures.discard(record) or True)
+    """Throw the candidates away; the record shows its live picture (or the chip) again.
+
+    The button names one of the candidates it showed: a page drawn before a newer click must
+    not throw away the new candidates, which nobody has seen yet (409 instead).
+    """
+    return _act(request, pictures.discard, picture=True)
 
 
 @require_POST
 def restore(request: HttpRequest) -> HttpResponse:
     """Show an earlier picture again; the one replaced is kept, so a restore can be undone."""
-    return _act(request, lambda record: pictures.restore(record, request.POST.get("picture", "")))
+    return _act(request, pictures.restore, picture=True)
 
 
 def _out_of_date(request: HttpRequest, instance: ImageGeneratingMixin) -> HttpResponse:

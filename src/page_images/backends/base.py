@@ -121,7 +121,9 @@ class BaseBackend(ABC):
         area = size[0] * size[1]
         height = math.sqrt(area * ratio_h / ratio_w)
         width = height * ratio_w / ratio_h
-        return _round64(width), _round64(height)
+        # A side beyond 64-8192 scales both, so that clamping it never changes the shape.
+        scale = min(max(1.0, 64 / min(width, height)), 8192 / max(width, height))
+        return _round64(width * scale), _round64(height * scale)
 
     def prepare(self) -> None:  # noqa: B027  (optional hook: most backends need nothing)
         """Do slow one-off set-up (imports, clients) once per worker, before the first job.
