@@ -278,3 +278,42 @@ def test_urls_not_included_at_all_are_a_warning(settings):
 
     settings.ROOT_URLCONF = _urlconf(path("", lambda request: None))
     assert [m.id for m in check_urls()] == ["page_images.W015"]
+
+
+def test_alt_text_field_must_be_a_text_field(monkeypatch):
+    monkeypatch.setattr(Page, "image_alt_text_field", "story")
+    (message,) = check_model(Page)
+    assert message.id == "page_images.E061"
+    assert "'story'" in message.msg
+    monkeypatch.setattr(Page, "image_alt_text_field", "nope")
+    assert [m.id for m in check_model(Page)] == ["page_images.E061"]
+    monkeypatch.setattr(Page, "image_alt_text_field", "image_text")  # a TextField will do
+    assert check_model(Page) == []
+
+
+@pytest.mark.parametrize(
+    "alt_text",
+    [
+        "yes",
+        {"MODLE": "openai/gpt-4o-mini"},
+        {"MAX_LENGTH": 0},
+        {"TIMEOUT": True},
+        {"PROMPT": " "},
+        {"OPTIONS": ["model"]},
+        {"BACKEND": "nowhere.Backend"},
+        {"BACKEND": "tests.backends.StrictBackend", "OPTIONS": {"color": "red"}},
+    ],
+)
+def test_alt_text_setting_is_checked(alt_text):
+    assert ids({"ALT_TEXT": alt_text}) == ["page_images.E060"]
+
+
+def test_alt_text_settings_that_work():
+    assert ids({"ALT_TEXT": None}) == []
+    assert ids({"ALT_TEXT": {}}) == []
+    litellm = {
+        "BACKEND": "page_images.backends.litellm.LiteLLMBackend",
+        "OPTIONS": {"model": "openai/gpt-image-1"},
+        "ALT_TEXT": {"MODEL": "openai/gpt-4o-mini", "MAX_LENGTH": 125, "TIMEOUT": 20},
+    }
+    assert ids(litellm) == []

@@ -92,7 +92,8 @@ def test_a_key_with_markup_is_escaped_quoted_and_keyed(editor, make_page):
 
 
 def test_a_prompt_with_markup_is_text(editor, make_page):
-    page = make_page('<script>alert("x")</script>', image="page_images/x.png")
+    markup = '<script>alert("x")</script>'
+    page = make_page(markup, image="page_images/x.png", image_alt=markup)
     html_ = render("{% page_image p %}", editor, p=page)
     assert "<script>" not in html_
     assert 'alt="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"' in html_
@@ -136,8 +137,8 @@ def test_a_projects_own_templates_win(editor, make_page, settings):
             },
         }
     ]
-    ready = make_page("<b>fox</b>", image="page_images/x.png")
-    empty = make_page()
+    ready = make_page("<b>fox</b>", image="page_images/x.png", image_alt="<b>fox</b>")
+    empty = make_page(image_alt="A red fox jumps over a sleeping dog at dawn")
     html_ = render(
         "{% for p in pages %}{% include 'card.html' %}{% endfor %}", editor, pages=[ready, empty]
     )
