@@ -18,6 +18,7 @@ from page_images.backends.local import LocalBackend, describe_colours
 from page_images.history import Generation, Picture
 from page_images.intake import validate_image
 from page_images.testing import Respond, png_bytes
+from tests.reliability import case
 from tests.testapp.models import Page, Poster
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -201,6 +202,11 @@ def test_the_picture_is_announced_first_then_its_alt_text(page):
     assert generation is None or generation.error == ""
 
 
+@case(
+    "concurrency",
+    "A new picture lands on a record whose alt text an editor wrote",
+    "The editor's text stays; the generated one is kept on the picture's history row.",
+)
 def test_an_editors_own_alt_text_is_never_overwritten(make_page):
     page = make_page(image_alt="Our fox, drawn for the spring issue")
     run(page)
@@ -453,6 +459,11 @@ def test_litellm_describes_the_stored_picture_in_the_records_language(page, visi
     assert vision.generation_calls == 1
 
 
+@case(
+    "provider",
+    "The vision model fails (5xx) while writing a new picture's alt text",
+    "The picture is stored and shown as usual, with an empty (decorative) alt; not retried.",
+)
 def test_litellm_failure_leaves_the_picture_stored(page, vision):
     vision.push_description(Respond.server_error())
     run(page)
@@ -461,6 +472,11 @@ def test_litellm_failure_leaves_the_picture_stored(page, vision):
     assert len(vision.description_requests) == 1  # no retry: a caption is not worth one
 
 
+@case(
+    "provider",
+    "The vision model never answers",
+    "The job waits ALT_TEXT['TIMEOUT'] at most after the picture is shown; the alt stays empty.",
+)
 def test_a_hanging_vision_model_costs_the_job_its_timeout_only(page, vision, settings):
     settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "ALT_TEXT": {"TIMEOUT": 0.5}}
     vision.push_description(Respond.hang(10))

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections
 from django.db.models import CharField, Q, TextField
 from django.utils.translation import get_language_info
-from PIL import Image
 
 from page_images import claims
 from page_images.backends import get_describer
@@ -119,6 +118,8 @@ def preview(image: ValidatedImage) -> tuple[bytes, str]:
     """A smaller JPEG of the picture for a vision model; the picture itself when small enough."""
     if max(image.width, image.height) <= PREVIEW_SIDE:
         return image.content, _content_type(image)
+    from PIL import Image  # here: the web side imports this module for accept and restore
+
     with Image.open(io.BytesIO(image.content)) as picture:
         copy = picture.convert("RGB")
     copy.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
