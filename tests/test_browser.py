@@ -169,3 +169,30 @@ def test_make_demo_says_its_address_last_and_stops_at_once_with_a_tab_open(
         assert tab.streams, "the tab opened no event stream"
         took = own.stop()
         assert took < 5, f"the demo took {took:.1f} s to stop with a tab open"
+
+
+def test_a_new_picture_gets_alt_text_that_the_editor_can_change(page: Any, demo: str) -> None:
+    # A page of its own, added as an editor would (last on the front page, after the seed's six).
+    page.goto(f"{demo}/admin/stories/page/add/")
+    page.select_option("#id_story", label="Market Day")
+    page.fill("#id_number", "9")
+    page.fill("#id_image_text", "A kite over the market square, red tail streaming")
+    page.click("input[name=_save]")
+    page.goto(f"{demo}/")
+    last = page.locator("article.page").count() - 1
+    container(page, last).get_by_role("button", name="Generate image").click()
+    # The picture first, then (another event, another fetch) the alt text LocalBackend wrote.
+    described = container(page, last).locator('img.page-images-image[alt^="An abstract picture"]')
+    described.wait_for()
+    alt = described.get_attribute("alt")
+    assert "kite" not in alt  # never the prompt, which the page prints just above
+    shot(page, "9-alt-text")
+    article_id = page.locator("article.page").nth(last).get_attribute("id").removeprefix("page-")
+    page.goto(f"{demo}/admin/stories/page/{article_id}/change/")
+    assert page.input_value("#id_image_alt") == alt
+    page.fill("#id_image_alt", "A red kite high above the striped awnings")
+    shot(page, "10-alt-text-admin")
+    page.click("input[name=_save]")
+    page.goto(f"{demo}/")
+    img = container(page, last).locator("img.page-images-image")
+    assert img.get_attribute("alt") == "A red kite high above the striped awnings"
