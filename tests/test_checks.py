@@ -317,3 +317,12 @@ def test_alt_text_settings_that_work():
         "ALT_TEXT": {"MODEL": "openai/gpt-4o-mini", "MAX_LENGTH": 125, "TIMEOUT": 20},
     }
     assert ids(litellm) == []
+
+
+def test_alt_text_with_nowhere_to_keep_it_is_w060(settings, monkeypatch):
+    settings.PAGE_IMAGES = {"ALT_TEXT": {}}
+    assert check_models() == []
+    monkeypatch.setattr(Page, "image_alt_text_field", None)
+    assert [m.id for m in check_models()] == ["page_images.W060"]
+    settings.PAGE_IMAGES = {}
+    assert check_models() == []

@@ -2,7 +2,7 @@
 
 Ids are never reused. E0xx are errors (the app cannot work), W0xx warnings (it works, but
 probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend, E04x/W04x
-to the event buses, W05x to Celery's configuration as the click sees it, E06x to alt text.
+to the event buses, W05x to Celery's configuration as the click sees it, E06x/W06x to alt text.
 
 ``PageImagesConfig.ready()`` registers them, with tags, so this module is imported in every web
 process's ``django.setup()``. What only a check needs (the event buses, the rate parser, Celery) is
@@ -261,8 +261,20 @@ def _check_alt_text(config: Any) -> list[CheckMessage]:
 
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for model in image_generating_models():
+    found = image_generating_models()
+    for model in found:
         messages += check_model(model)
+    merged = _merged()
+    if merged and merged["ALT_TEXT"] is not None and not any(m.image_alt_text_field for m in found):
+        # Set on purpose and silently doing nothing: alt text is written only into a named field.
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['ALT_TEXT'] is set, but no model names an image_alt_text_field: "
+                "no alt text will be written.",
+                hint="Add a text field for the alt text and name it in image_alt_text_field.",
+                id="page_images.W060",
+            )
+        )
     return messages
 
 
