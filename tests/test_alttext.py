@@ -182,6 +182,8 @@ def test_who_gets_alt_text(settings, monkeypatch):
     assert alttext.wanted(Page)
     monkeypatch.setattr(Page, "image_alt_text_field", "story")  # not text: E061
     assert alttext.field_of(Page) is None
+    monkeypatch.setattr(Page, "image_alt_text_field", "nope")  # no such field: E061 too
+    assert not alttext.wanted(Page)
     assert alttext.generated_for(Page(), "x.png") == ""
 
 

@@ -26,6 +26,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
 from django.db.models import CharField, Q, TextField
 from django.utils.translation import get_language_info
@@ -61,7 +62,10 @@ def field_of(model: type[ImageGeneratingMixin]) -> CharField[Any, Any] | TextFie
     """The model's alt text field, or None when it names none (or none that holds text: E061)."""
     if not model.image_alt_text_field:
         return None
-    field = model._meta.get_field(model.image_alt_text_field)
+    try:
+        field = model._meta.get_field(model.image_alt_text_field)
+    except FieldDoesNotExist:  # E061 says so at start-up; the job must not fail for it
+        return None
     return field if isinstance(field, (CharField, TextField)) else None
 
 
