@@ -88,6 +88,7 @@ def _demo_env(services: Services, state: Path, port: int, api_base: str) -> dict
         {
             "PORT": str(port),
             "DEMO_STATE_DIR": str(state),
+            "DEMO_EDITOR_TOOLS": "0",  # the one-click chip: the click this target times
             "REDIS_URL": f"redis://127.0.0.1:{services.redis_port}/1",
             "PAGE_IMAGES_MODEL": "openai/gpt-image-1",
             "PAGE_IMAGES_API_BASE": api_base,

@@ -40,6 +40,7 @@ AREAS = {
     "requests": "Malformed and hostile requests",
     "rendering": "Rendering",
     "fuzzing": "Fuzzing",
+    "editing": "The editor's tools",
 }
 
 F = TypeVar("F", bound="Callable[..., object]")

@@ -67,6 +67,7 @@ def test_two_chips_become_pictures_without_a_reload_on_one_stream(page: Any) -> 
     container(page, 1).locator("img.page-images-image").wait_for()
     shot(page, "3-pictures")
     assert page.evaluate("window.__noReload") == "still here"
+    assert first.locator(".page-images-label").inner_text() == "AI-generated"  # AI_LABEL
     for index in (0, 1):
         loaded = (
             container(page, index)

@@ -62,6 +62,19 @@ def test_numbers_must_be_positive(value):
     assert ids(value) == ["page_images.E005"]
 
 
+@pytest.mark.parametrize("value", [{"PROVENANCE": "False"}, {"AI_LABEL": 1}, {"AI_LABEL": None}])
+def test_switches_must_be_true_or_false(value):
+    (key,) = value
+    with override_settings(PAGE_IMAGES=value):
+        (message,) = [m for m in check_settings() if not m.is_silenced()]
+    assert message.id == "page_images.E016"
+    assert f"PAGE_IMAGES['{key}'] must be True or False" in message.msg
+
+
+def test_switches_take_either_bool():
+    assert ids({"PROVENANCE": False, "AI_LABEL": True}) == []
+
+
 def test_claim_timeout_must_outlive_the_task():
     assert ids({"CLAIM_TIMEOUT": 100, "TASK_TIME_LIMIT": 100, "TASK_SOFT_TIME_LIMIT": 50}) == [
         "page_images.E006"

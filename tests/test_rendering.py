@@ -245,3 +245,29 @@ def test_a_projects_own_template_keeps_djangos_lookups_for_every_other_variable(
     assert render("{% page_image p %}", editor, p=page) == (
         "[empty|&lt;b&gt;fox&lt;/b&gt;|<i>lit</i>|Cancel|7]"
     )
+
+
+LABEL = '<span class="page-images-label">AI-generated</span>'
+
+
+@pytest.mark.parametrize("user", ["editor", "reader"])
+def test_the_ai_label_goes_with_the_picture_for_editors_and_visitors(
+    user, make_page, settings, request
+):
+    viewer = request.getfixturevalue(user)
+    settings.PAGE_IMAGES = {"AI_LABEL": True}
+    ready = make_page(image="page_images/x.png")
+    html_ = render("{% page_image p %}", viewer, p=ready)
+    assert re.search(r'<img class="page-images-image" [^>]*>\s*' + re.escape(LABEL), html_)
+    assert LABEL in fragment(viewer, ready)  # and so in what live refresh swaps in
+
+
+@pytest.mark.parametrize("state", ["empty", "generating", "error"])
+def test_the_ai_label_is_only_for_a_picture(editor, make_page, settings, state):
+    settings.PAGE_IMAGES = {"AI_LABEL": True}
+    assert LABEL not in render("{% page_image p %}", editor, p=make_page(**STATES[state]))
+
+
+def test_the_ai_label_is_off_by_default(editor, make_page):
+    ready = make_page(image="page_images/x.png")
+    assert "page-images-label" not in render("{% page_image p %}", editor, p=ready)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import logging
 import time
 import uuid
@@ -9,13 +10,16 @@ import redis
 from celery.contrib.testing.worker import start_worker
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import FileSystemStorage
+from PIL import Image
 
-from page_images import claims, queueing, tasks
+from page_images import claims, provenance, queueing, tasks
 from page_images.exceptions import (
     ContentPolicyError,
     ProviderAuthenticationError,
     TransientGenerationError,
 )
+from page_images.provenance import TRAINED_ALGORITHMIC_MEDIA
+from page_images.testing import png_bytes
 from tests.backends import ScriptedBackend
 from tests.machine import redis_url
 from tests.reliability import case
@@ -106,6 +110,66 @@ def test_oversize_bytes_are_refused(page, settings):
     run(page)
     page.refresh_from_db()
     assert page.image_state == "error"
+
+
+def stored_bytes(page):
+    page.refresh_from_db()
+    assert page.image_state == "ready", page.image_error
+    with page.image.open("rb") as stored:
+        return stored.read()
+
+
+def decoded(content):
+    with Image.open(io.BytesIO(content)) as picture:
+        picture.load()
+        return picture.mode, picture.size, picture.tobytes()
+
+
+def test_the_stored_picture_says_it_is_ai_generated_and_shows_the_same_pixels(page):
+    run(page)
+    stored = stored_bytes(page)
+    with Image.open(io.BytesIO(stored)) as picture:
+        xmp = picture.info["xmp"].decode()
+    assert f"<Iptc4xmpExt:DigitalSourceType>{TRAINED_ALGORITHMIC_MEDIA}<" in xmp
+    assert "<Iptc4xmpExt:AISystemUsed>scripted</Iptc4xmpExt:AISystemUsed>" in xmp
+    assert decoded(stored) == decoded(png_bytes(32, 32))
+
+
+def test_with_provenance_off_the_providers_bytes_are_stored_as_they_came(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "PROVENANCE": False}
+    run(page)
+    assert stored_bytes(page) == png_bytes(32, 32)
+
+
+@case(
+    "provider-bytes",
+    "A picture that fits MAX_BYTES only without its provenance mark (the XMP packet adds about "
+    "600 bytes)",
+    "The picture is stored unmarked, and the log says why; the editor sees it as any other.",
+)
+def test_a_picture_that_fits_max_bytes_only_unmarked_is_stored_unmarked(page, settings, caplog):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "MAX_BYTES": len(png_bytes(32, 32)) + 10}
+    with caplog.at_level(logging.WARNING, logger="page_images.provenance"):
+        run(page)
+    assert stored_bytes(page) == png_bytes(32, 32)
+    assert "Picture stored unmarked" in caplog.text
+
+
+@case(
+    "provider-bytes",
+    "Marking the picture as AI-generated fails (a structure the writer does not know, a bug)",
+    "The picture is stored as it came, and the failure is logged: the mark never costs the "
+    "picture.",
+)
+def test_a_marking_that_fails_still_stores_the_picture(page, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the XMP writer")
+
+    monkeypatch.setattr(provenance, "add_xmp", broken)
+    with caplog.at_level(logging.WARNING, logger="page_images.provenance"):
+        assert run(page).successful()
+    assert stored_bytes(page) == png_bytes(32, 32)
+    assert "a bug in the XMP writer" in caplog.text
 
 
 @case(

@@ -135,11 +135,29 @@ PAGE_IMAGES = {
     "EVENTS": EVENTS,
     "ALLOW_LOOPBACK_DOWNLOADS": bool(os.environ.get("PAGE_IMAGES_API_BASE")),
     "RATE_LIMIT": None,
+    # The demo shows the label that may go with a generated picture (off by default).
+    "AI_LABEL": True,
     # Alt text for every new picture: with LocalBackend, its colours, named from the pixels; with
     # a vision model (PAGE_IMAGES_ALT_MODEL, say openai/gpt-4o-mini), a real description in the
     # site's language. Editors change it in the admin; their own words are never overwritten.
     "ALT_TEXT": ALT_TEXT,
 }
+# The editor's tools (docs/editing.md): the chip opens a prompt panel with styles and shapes, two
+# candidates wait for the editor's choice, and a picture offers Regenerate and Earlier pictures.
+# DEMO_EDITOR_TOOLS=0 shows the plain one-click chip, the app's default.
+if os.environ.get("DEMO_EDITOR_TOOLS", "1") == "1":
+    PAGE_IMAGES |= {
+        "PROMPT_PANEL": True,
+        "PRESETS": {
+            "watercolour": {"label": "Watercolour", "prompt": "Soft watercolour illustration."},
+            "ink": {"label": "Ink drawing", "prompt": "Black ink line drawing, cross-hatched."},
+            "poster": {"label": "Poster", "prompt": "Bold flat-colour travel poster."},
+        },
+        "ASPECT_RATIOS": ("1:1", "3:2", "2:3"),
+        "VARIANTS": int(os.environ.get("DEMO_VARIANTS", "2")),
+        "REVIEW": True,
+        "REGENERATE": True,
+    }
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -2,7 +2,8 @@
 
 Ids are never reused. E0xx are errors (the app cannot work), W0xx warnings (it works, but
 probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend, E04x/W04x
-to the event buses, W05x to Celery's configuration as the click sees it, E06x/W06x to alt text.
+to the event buses, W05x to Celery's configuration as the click sees it, E06x/W06x to alt
+text, E07x/W07x to the price table and the quotas.
 
 ``PageImagesConfig.ready()`` registers them, with tags, so this module is imported in every web
 process's ``django.setup()``. What only a check needs (the event buses, the rate parser, Celery) is
@@ -42,6 +43,8 @@ _POSITIVE_NUMBERS = (
     "STREAMS_PER_SESSION",
 )
 _KNOWN_FORMATS = {"PNG", "JPEG", "WEBP"}
+#: Settings that switch something on or off: a string such as "False" would read as on.
+_SWITCHES = ("PROVENANCE", "AI_LABEL")
 
 
 def _error(message: str, id: str, hint: str | None = None) -> Error:
@@ -66,6 +69,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages: list[CheckMessage] = []
     messages += _check_keys(SETTING_NAME, raw, DEFAULTS, "page_images.E002")
     messages += _check_numbers(merged)
+    messages += _check_switches(merged)
     messages += _check_size(merged["SIZE"])
     messages += _check_formats(merged["ALLOWED_FORMATS"])
     messages += _check_backend(merged["BACKEND"], merged["OPTIONS"])
@@ -74,6 +78,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         messages += _check_dotted_path("PERMISSION", merged["PERMISSION"], "page_images.E013")
     messages += _check_rate(merged["RATE_LIMIT"])
     messages += check_events(merged["EVENTS"])
+    messages += _check_costs(merged)
     messages += _check_alt_text(merged["ALT_TEXT"])
     return messages
 
@@ -157,6 +162,17 @@ def _check_numbers(merged: dict[str, Any]) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+def _check_switches(merged: dict[str, Any]) -> list[CheckMessage]:
+    return [
+        _error(
+            f"{SETTING_NAME}['{key}'] must be True or False, not {merged[key]!r}.",
+            "page_images.E016",
+        )
+        for key in _SWITCHES
+        if not isinstance(merged[key], bool)
+    ]
 
 
 def _check_size(size: Any) -> list[CheckMessage]:
@@ -446,5 +462,105 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             hint='Put path("page-images/", include("page_images.urls")) before catch-all '
             "patterns such as include(wagtail_urls).",
             id="page_images.E015",
+        )
+    ]
+
+
+def _check_costs(merged: dict[str, Any]) -> list[CheckMessage]:
+    """PRICES (E075) and QUOTAS (E070-E072), and a budget that cannot see a price (W070)."""
+    from page_images import pricing, quotas  # here, not at import: see the module docstring
+
+    messages: list[CheckMessage] = [
+        _error(f"{SETTING_NAME}['PRICES']{problem}.", "page_images.E075")
+        for problem in pricing.table_problems(merged["PRICES"] or {})
+    ]
+    value = merged["QUOTAS"] or {}
+    shape = "such as {'per_user': {'day': 20}, 'site': {'month_usd': '200.00'}}"
+    if not isinstance(value, dict):
+        return [
+            *messages,
+            _error(
+                f"{SETTING_NAME}['QUOTAS'] must be a dict {shape}, not {type(value).__name__}.",
+                "page_images.E070",
+            ),
+        ]
+    money = False
+    for scope, limits in value.items():
+        where = f"{SETTING_NAME}['QUOTAS'][{scope!r}]"
+        if scope not in quotas.SCOPES or not isinstance(limits, dict):
+            messages.append(
+                _error(
+                    f"{where}: QUOTAS has the keys 'per_user' and 'site', each a dict of limits, "
+                    f"{shape}.",
+                    "page_images.E070",
+                )
+            )
+            continue
+        for key, limit in limits.items():
+            if key not in quotas.KEYS:
+                messages.append(
+                    _error(
+                        f"{where} has an unknown limit {key!r}.",
+                        "page_images.E071",
+                        hint=f"Limits: {', '.join(quotas.KEYS)} (pictures, or USD with _usd).",
+                    )
+                )
+            elif quotas.KEYS[key][1] == "images":
+                if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                    messages.append(
+                        _error(
+                            f"{where}[{key!r}] must be a whole number of pictures ≥ 1, "
+                            f"not {limit!r}.",
+                            "page_images.E072",
+                        )
+                    )
+            else:
+                try:
+                    amount = pricing.to_decimal(limit)
+                except ValueError:
+                    amount = None
+                if amount is None or amount <= 0:
+                    messages.append(
+                        _error(
+                            f"{where}[{key!r}] must be an amount of USD > 0, such as '10.00', "
+                            f"not {limit!r}.",
+                            "page_images.E072",
+                        )
+                    )
+                else:
+                    money = True
+    if money and not messages:
+        messages += _check_budget_prices(merged)
+    return messages
+
+
+def _check_budget_prices(merged: dict[str, Any]) -> list[CheckMessage]:
+    """A budget in USD counts a picture the price table does not know as free: say so."""
+    from page_images import pricing
+
+    options = merged["OPTIONS"] if isinstance(merged["OPTIONS"], dict) else {}
+    model = str(options.get("model") or "")
+    asked = [(merged["SIZE"], merged["QUALITY"])]
+    presets = merged["PRESETS"] if isinstance(merged["PRESETS"], dict) else {}
+    for preset in presets.values():
+        if isinstance(preset, dict):
+            asked.append(
+                (preset.get("size") or merged["SIZE"], preset.get("quality", merged["QUALITY"]))
+            )
+    unpriced = sorted(
+        {
+            f"{size} at quality {quality or 'auto'}"
+            for size, quality in asked
+            if pricing.price(model, str(size), quality, backend=str(merged["BACKEND"])) is None
+        }
+    )
+    if not unpriced:
+        return []
+    return [
+        Warning(
+            f"{SETTING_NAME}['QUOTAS'] sets a budget in USD, but the price table has no price for "
+            f"model {model!r} ({'; '.join(unpriced)}): those pictures count as free.",
+            hint=f"Add the model to {SETTING_NAME}['PRICES'] (see docs/costs.md).",
+            id="page_images.W070",
         )
     ]

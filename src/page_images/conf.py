@@ -92,6 +92,17 @@ DEFAULTS: dict[str, Any] = {
     "REGENERATE": False,
     # Earlier pictures kept per record for "Restore previous"; older files are deleted. None: all.
     "KEEP_PICTURES": 5,
+    # Write into each stored file that an AI model made it: IPTC's digital source type
+    # "trainedAlgorithmicMedia" in an XMP packet, as the EU AI Act and the platforms read it.
+    "PROVENANCE": True,
+    # Show an "AI-generated" label with the picture in the container, to editors and visitors.
+    "AI_LABEL": False,
+    # USD per picture by model, size and quality, merged over the shipped table (docs/costs.md):
+    # {"gpt-image-1": {"1024x1024": {"low": "0.011", ...}, ...}, "my-model": "0.04"}.
+    "PRICES": {},
+    # Pictures and money allowed per user and for the whole site, per calendar day or month in
+    # TIME_ZONE (docs/costs.md): {"per_user": {"day": 20, "month_usd": "10.00"}, "site": {...}}.
+    "QUOTAS": {},
     # Alt text written for each new picture (docs/alt-text.md): None writes none; a dict such as
     # {"MODEL": "openai/gpt-4o-mini"} asks a vision model through the backend (ALT_TEXT_DEFAULTS).
     "ALT_TEXT": None,
@@ -283,6 +294,24 @@ class PageImagesSettings:
     def KEEP_PICTURES(self) -> int | None:
         value = self.get("KEEP_PICTURES")
         return None if value is None else int(value)
+
+    @property
+    def PROVENANCE(self) -> bool:
+        return bool(self.get("PROVENANCE"))
+
+    @property
+    def AI_LABEL(self) -> bool:
+        return bool(self.get("AI_LABEL"))
+
+    @property
+    def PRICES(self) -> dict[str, Any]:
+        return dict(self.get("PRICES") or {})
+
+    @property
+    def QUOTAS(self) -> dict[str, dict[str, Any]]:
+        return {
+            str(scope): dict(limits) for scope, limits in dict(self.get("QUOTAS") or {}).items()
+        }
 
     @property
     def ALT_TEXT(self) -> dict[str, Any] | None:

@@ -49,6 +49,19 @@ class UnsupportedAspectRatioError(PageImagesError, ValueError):
     """The backend's provider cannot draw this aspect ratio; the message says which it can."""
 
 
+class QuotaExceededError(PageImagesError):
+    """A quota (``PAGE_IMAGES["QUOTAS"]``) has no room for this request; nothing was claimed.
+
+    ``user_message`` is the editor's sentence ("You have used today's 20 images. More
+    tomorrow."), translated; ``status`` is the quota's state when it was checked.
+    """
+
+    def __init__(self, user_message: str, status: object = None) -> None:
+        self.user_message = user_message
+        self.status = status
+        super().__init__(user_message)
+
+
 class EnqueueError(PageImagesError):
     """The job could not be handed to the broker; the claim was released and may be retried."""
 

@@ -70,8 +70,9 @@ class Generation(models.Model):
     )
     #: What was sent to the model: the record's prompt, or the editor's, with the preset's words.
     prompt = models.TextField(_("prompt"))
-    #: The record's own prompt when the click was made: the picture is discarded if it changes.
-    record_prompt = models.TextField(_("record's prompt"), blank=True)
+    #: What the picture should show, before the preset's words: the record's prompt when the
+    #: click was made (the picture is stale if that changes), or the editor's own.
+    subject = models.TextField(_("subject"), blank=True)
     #: The editor changed the prompt before sending it (the record's text then does not matter).
     prompt_edited = models.BooleanField(_("prompt edited"), default=False)
     preset = models.CharField(_("preset"), max_length=64, blank=True)
@@ -92,6 +93,11 @@ class Generation(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     #: What the pictures cost in USD by the site's price table (PAGE_IMAGES["PRICES"]).
     cost = models.DecimalField(_("cost (USD)"), max_digits=10, decimal_places=4, null=True)
+    #: What the pictures were expected to cost when they were asked for: what a quota counts for
+    #: a generation still queued or running, so that a burst of clicks cannot overshoot a budget.
+    estimated_cost = models.DecimalField(
+        _("estimated cost (USD)"), max_digits=10, decimal_places=4, null=True, blank=True
+    )
     #: What the provider said it cost, when it did: often missing or wrong, so kept apart.
     provider_cost = models.DecimalField(
         _("provider's cost (USD)"), max_digits=10, decimal_places=4, null=True

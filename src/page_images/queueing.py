@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
 
-from page_images import claims, pictures, signals
+from page_images import claims, pictures, pricing, quotas, signals
 from page_images.conf import app_settings
 from page_images.exceptions import EmptyPromptError, EnqueueError
 from page_images.history import Generation, content_type_of
@@ -129,7 +129,7 @@ def _generation(
         token=token,
         user=user if getattr(user, "is_authenticated", False) else None,
         prompt=spec.prompt,
-        record_prompt=spec.record_prompt,
+        subject=spec.subject,
         prompt_edited=spec.prompt_edited,
         preset=spec.preset,
         aspect_ratio=spec.aspect_ratio,
@@ -139,19 +139,28 @@ def _generation(
         review=spec.review,
         backend=app_settings.BACKEND,
         model=str(app_settings.OPTIONS.get("model") or ""),
+        estimated_cost=pricing.estimate(spec),
     )
 
 
 def _claim_with_history(
-    instance: ImageGeneratingMixin, spec: GenerationSpec, user: Any, replace: bool
+    instance: ImageGeneratingMixin,
+    spec: GenerationSpec,
+    user: Any,
+    replace: bool,
+    enforce_quota: bool = False,
 ) -> uuid.UUID | None:
     """Claim the record and write its history row in one transaction: never one without the
     other. A review waiting is replaced by the new pictures. (Older generations still open,
     whose claim this one took over, are closed by the job when it starts: not the click's cost.)
+    With ``enforce_quota``, the user's quotas are checked first, under their lock, in the same
+    transaction, so that the next click under them counts this one's row (:mod:`quotas`).
     """
     using = instance._state.db or "default"
     in_review = instance.image_review
     with transaction.atomic(using=using):
+        if enforce_quota:
+            quotas.enforce(user, spec.variants, pricing.estimate(spec), lock=True, using=using)
         token = claims.claim(instance, replace=replace)
         if token is None:
             return None
@@ -169,6 +178,7 @@ def request_generation(
     prompt: str | None = None,
     preset: str | None = None,
     aspect_ratio: str | None = None,
+    enforce_quota: bool = False,
 ) -> uuid.UUID | None:
     """Start generating a picture for ``instance``: claim it, then queue the job after commit.
 
@@ -178,13 +188,15 @@ def request_generation(
     job), or when ``replace=False`` and the record already has a picture (the chip's case: it
     offers a picture only to records without one).
     Raises :class:`EmptyPromptError` before claiming if there is no text to draw,
-    :class:`InvalidChoiceError` for a choice the site does not offer, and
+    :class:`InvalidChoiceError` for a choice the site does not offer,
+    :class:`QuotaExceededError` (with ``enforce_quota``, as the trigger view asks) when one of
+    ``user``'s quotas has no room left, and
     :class:`EnqueueError` if the broker refused the job (the claim is released first, with a
     message on the record). Inside a transaction, the job is queued when it commits; an enqueue
     failure then cannot reach the caller, so it is recorded on the record instead.
     """
     spec = build_spec(instance, prompt=prompt, preset=preset, aspect_ratio=aspect_ratio)
-    token = _claim_with_history(instance, spec, user, replace)
+    token = _claim_with_history(instance, spec, user, replace, enforce_quota)
     if token is None:
         return None
     _start([(instance, token)], user, instance._state.db or "default")

@@ -28,10 +28,11 @@ from weakref import WeakKeyDictionary
 
 from django.urls import LocalePrefixPattern, URLResolver, get_resolver, get_urlconf, reverse
 from django.utils import timezone
-from django.utils.functional import Promise
+from django.utils.functional import Promise, SimpleLazyObject
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
+from page_images import editing, quotas
 from page_images.conf import app_settings
 from page_images.events import get_bus
 from page_images.permissions import can_generate
@@ -47,10 +48,14 @@ if TYPE_CHECKING:
 
 REFERENCES_ATTRIBUTE = "_page_images_references"
 PAGE_ATTRIBUTE = "_page_images_page"
-_STATES = {state: SafeString(state) for state in ("generating", "ready", "error", "empty")}
+_STATES = {
+    state: SafeString(state)
+    for state in ("generating", "review", "ready", "error", "empty", "compose", "earlier")
+}
 _CHIP_LABEL = gettext_lazy("✨ Generate image")
 _RETRY_LABEL = gettext_lazy("Try again")
 _CANCEL_LABEL = gettext_lazy("Cancel")
+_PANELS = ("compose", "earlier")
 #: A signed reference of this shape (any integer or slug key) needs no HTML-escaping, only ':'
 #: needs URL-quoting, and its DOM key only has '.' and ':' to replace.
 _PLAIN_SIGNED = re.compile(r"[A-Za-z0-9_.:-]*")
@@ -143,10 +148,17 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "trigger_url": _safe_if_plain(reverse("page_images:trigger")),
             "fragment_url": _safe_if_plain(reverse("page_images:fragment")),
             "cancel_url": _safe_if_plain(reverse("page_images:cancel")),
+            "panel_url": _safe_if_plain(reverse("page_images:panel")),
+            "accept_url": _safe_if_plain(reverse("page_images:accept")),
+            "discard_url": _safe_if_plain(reverse("page_images:discard")),
+            "restore_url": _safe_if_plain(reverse("page_images:restore")),
+            "prompt_panel": app_settings.PROMPT_PANEL,
+            "regenerate": app_settings.REGENERATE or app_settings.REVIEW,
             "next": request.get_full_path() if request is not None else "",
             "chip_label": _CHIP_LABEL,
             "retry_label": _RETRY_LABEL,
             "cancel_label": _CANCEL_LABEL,
+            "ai_label": app_settings.AI_LABEL,
             "signer": RecordSigner(),
         }
         if request is not None:
@@ -205,6 +217,8 @@ def _record_context(
         ),
         "chip_label": page["chip_label"],
         "retry_label": page["retry_label"],
+        "prompt_panel": page["prompt_panel"],
+        "panel_url": page["panel_url"],
     }
     return context, reference, plain
 
@@ -227,7 +241,12 @@ def container_context(
     *,
     message: str = "",
     user: Any = None,
+    panel: str = "",
+    prompt: str | None = None,
 ) -> dict[str, Any]:
+    """What a container shows; ``panel`` ("compose" or "earlier") opens one of the editor's
+    panels instead of the record's state (the panel view's answer), ``prompt`` is the text it
+    shows when the editor's own was refused."""
     page = _page_context(request)
     context, reference, plain = _record_context(
         request, instance, user, "closest .page-images", page
@@ -235,14 +254,18 @@ def container_context(
     state = instance.image_state
     # Only those who may generate see a job's progress or its errors, and only their pages follow
     # the record: anyone else sees the picture, or the site's fallback, as a static page would.
-    # A picture looks the same to everyone, so it costs no permission check and no subscription.
+    # A picture looks the same to everyone, so it costs no permission check and no subscription,
+    # unless the site offers "Regenerate" on pictures (then an editor's picture is followed).
     follow = False
-    if state != "ready":
+    if state != "ready" or page["regenerate"]:
         if context["can_generate"]:
             remember(request, reference)
             follow = True
-        else:
+        elif state != "ready":
             state = "ready" if instance.image_file else "empty"
+    if panel in _PANELS and follow:
+        context.update(editing.panel_context(instance, panel, prompt))
+        state = panel
     signed = context["signed"]
     if plain:  # what event_key() and quote() make of it
         key, query = reference.replace(".", "-").replace(":", "-"), signed.replace(":", "%3A")
@@ -280,6 +303,20 @@ def container_context(
             else None,
             "cancel_url": page["cancel_url"],
             "cancel_label": page["cancel_label"],
+            "regenerate": page["regenerate"] and follow,
+            "accept_url": page["accept_url"],
+            "discard_url": page["discard_url"],
+            "restore_url": page["restore_url"],
+            "candidates": editing.candidates(instance) if state == "review" else (),
+            "ai_label": page["ai_label"],  # shown with a picture only, to visitors as well
+            # Shown beside the chip once a quota runs low (QUOTAS set; counted on first use).
+            "quota": SimpleLazyObject(
+                lambda: quotas.display_status(
+                    request, user if user is not None else getattr(request, "user", None)
+                )
+            )
+            if state == "empty" and app_settings.QUOTAS
+            else None,
         }
     )
     return context

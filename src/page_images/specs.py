@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 class GenerationSpec:
     #: What is sent to the model: the prompt with the preset's words.
     prompt: str
-    #: The record's own prompt now: if it changes before the picture lands, the picture is stale.
-    record_prompt: str
+    #: What to draw, before the preset's words: the record's prompt or the editor's.
+    subject: str
     #: The editor wrote the prompt: the record's text no longer decides what the picture shows.
     prompt_edited: bool = False
     preset: str = ""
@@ -131,7 +131,7 @@ def build_spec(
     variants = max(1, app_settings.VARIANTS)
     return GenerationSpec(
         prompt=with_preset(text, chosen),
-        record_prompt=own,
+        subject=text,
         prompt_edited=edited,
         preset=preset,
         aspect_ratio=aspect_ratio or "",

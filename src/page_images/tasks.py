@@ -23,7 +23,7 @@ from django.core.files.base import ContentFile
 from django.db import connections
 from pydantic import BaseModel, ConfigDict
 
-from page_images import alttext, claims, history, pictures, signals
+from page_images import alttext, claims, history, pictures, pricing, signals
 from page_images.backends import get_backend
 from page_images.backends.base import GeneratedImage, ImageRequest
 from page_images.conf import app_settings, parse_size
@@ -36,6 +36,7 @@ from page_images.exceptions import (
 )
 from page_images.intake import validate_image
 from page_images.models import ImageGeneratingMixin
+from page_images.provenance import mark_ai_generated
 from page_images.specs import record_prompt, with_preset
 
 if TYPE_CHECKING:
@@ -120,8 +121,9 @@ def _prompt(instance: ImageGeneratingMixin, generation: Generation | None) -> st
     """What to draw in this attempt: the editor's prompt as sent, or the record's as it is now
     (a retry after the text changed draws the new text), with the preset's words."""
     if generation is not None and generation.prompt_edited:
-        return generation.prompt
-    own = record_prompt(instance)
+        own = generation.subject
+    else:
+        own = record_prompt(instance)
     if not own:
         return ""
     preset = app_settings.PRESETS.get(generation.preset, {}) if generation is not None else {}
@@ -170,7 +172,12 @@ def _generate_and_store(
     _close_db_connections()
     results = backend.generate_variants(request)
     images = [
-        validate_image(result.content, declared_type=result.content_type) for result in results
+        mark_ai_generated(
+            validate_image(result.content, declared_type=result.content_type),
+            model=result.model,
+            validate=validate_image,
+        )
+        for result in results
     ]
     # An editor may have rewritten the text while the provider worked (10 s to minutes): a
     # picture of the old text would be stored as if it showed the new one. A prompt the editor
@@ -189,6 +196,7 @@ def _generate_and_store(
     ]
     model_name = results[0].model or type(backend).__name__
     outcome = {"prompt": prompt, "model": model_name, "provider_cost": _total_cost(results)}
+    outcome["cost"] = pricing.price(model_name, request.size, request.quality, len(images))
     previous_alt = ""  # the alt text generated for the picture a live picture replaces
     if generation is not None and generation.review:
         stored = pictures.store_candidates(instance, files, token=token, generation=generation)

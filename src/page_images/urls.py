@@ -13,6 +13,10 @@ urlpatterns = [
     path("generate/", views.trigger, name="trigger"),
     path("cancel/", views.cancel, name="cancel"),
     path("fragment/", views.fragment, name="fragment"),
+    path("panel/", views.panel, name="panel"),
+    path("accept/", views.accept, name="accept"),
+    path("discard/", views.discard, name="discard"),
+    path("restore/", views.restore, name="restore"),
     path("events/", event_stream, name="events"),
     path("events/token/", stream_token, name="stream_token"),
 ]

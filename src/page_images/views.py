@@ -24,20 +24,37 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from page_images import claims, ratelimit
-from page_images.exceptions import EmptyPromptError, EnqueueError
+from page_images import claims, pictures, ratelimit
+from page_images.conf import app_settings
+from page_images.exceptions import (
+    EmptyPromptError,
+    EnqueueError,
+    InvalidChoiceError,
+    QuotaExceededError,
+)
 from page_images.permissions import can_generate
 from page_images.queueing import request_generation
 from page_images.references import BadReference, RecordNotFound, load_record
 from page_images.rendering import container_context
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from page_images.models import ImageGeneratingMixin
 
 logger = logging.getLogger(__name__)
 
 #: A trigger POST holds a CSRF token, a reference and a path: anything bigger is not from our chip.
 MAX_BODY_BYTES = 4096
+
+
+def max_body_bytes() -> int:
+    """The largest POST a container sends: the chip's fields, plus a prompt from the panel (up
+    to MAX_PROMPT_LENGTH characters of up to 4 bytes each, percent-encoded at worst)."""
+    if not app_settings.PROMPT_PANEL:
+        return MAX_BODY_BYTES
+    return MAX_BODY_BYTES + 12 * app_settings.MAX_PROMPT_LENGTH
+
 
 RECORD_GONE = gettext_noop("This record no longer exists.")
 RATE_LIMIT_DOWN = gettext_noop(
@@ -58,13 +75,18 @@ def _declared_length(request: HttpRequest) -> int | None:
 
 
 def _container(
-    request: HttpRequest, instance: ImageGeneratingMixin, status: int, message: str = ""
+    request: HttpRequest,
+    instance: ImageGeneratingMixin,
+    status: int,
+    message: str = "",
+    *,
+    panel: str = "",
+    prompt: str | None = None,
 ) -> HttpResponse:
     if message == instance.image_error:
         message = ""  # the record shows it already (a broker failure is recorded on it)
-    html = render_to_string(
-        "page_images/container.html", container_context(request, instance, message=message), request
-    )
+    context = container_context(request, instance, message=message, panel=panel, prompt=prompt)
+    html = render_to_string("page_images/container.html", context, request)
     return HttpResponse(html, status=status)
 
 
@@ -108,7 +130,7 @@ def _posted_record(request: HttpRequest) -> ImageGeneratingMixin | HttpResponse:
     length = _declared_length(request)
     if length is None:
         return _refusal(400, _("The request could not be read."))
-    if length > MAX_BODY_BYTES:
+    if length > max_body_bytes():
         return _refusal(400, _("The request was too large."))
     try:
         form = request.POST
@@ -145,9 +167,28 @@ def trigger(request: HttpRequest) -> HttpResponse:
         return _answer(
             request, instance, 429, _("Too many images requested. Wait a minute and try again.")
         )
+    form = request.POST
+    prompt = form.get("prompt") if app_settings.PROMPT_PANEL else None
+    # "Regenerate" replaces a picture on purpose; the chip never does (a click that loses the
+    # race to a landing picture shows that picture rather than paying for a second one).
+    replace = form.get("replace") == "1" and (app_settings.REGENERATE or app_settings.REVIEW)
     try:
-        token = request_generation(instance, user=request.user, replace=False)
+        token = request_generation(
+            instance,
+            user=request.user,
+            replace=replace,
+            prompt=prompt,
+            preset=form.get("preset") or None,
+            aspect_ratio=form.get("aspect_ratio") or None,
+            enforce_quota=True,
+        )
+    except QuotaExceededError as exc:  # nothing claimed or queued (quotas.py)
+        return _answer(request, instance, 429, exc.user_message)
     except EmptyPromptError as exc:
+        return _answer(request, instance, 400, str(exc))
+    except InvalidChoiceError as exc:
+        if _is_htmx(request) and prompt is not None:  # back to the panel, with what was typed
+            return _container(request, instance, 400, str(exc), panel="compose", prompt=prompt)
         return _answer(request, instance, 400, str(exc))
     except EnqueueError as exc:
         return _answer(request, instance, 503, str(exc))
@@ -161,6 +202,20 @@ def trigger(request: HttpRequest) -> HttpResponse:
     return _answer(request, instance, 200)
 
 
+def _act(request: HttpRequest, change: Callable[[ImageGeneratingMixin], bool]) -> HttpResponse:
+    """Apply an editor's button to the record the POST names, after the trigger's checks.
+
+    ``change`` returns False when the page was out of date (someone else chose, restored or
+    regenerated since it was drawn): the answer then shows what the record shows now.
+    """
+    found = _posted_record(request)
+    if isinstance(found, HttpResponse):
+        return found
+    if not change(found):
+        return _out_of_date(request, found)
+    return _answer(request, found, 200)
+
+
 @require_POST
 def cancel(request: HttpRequest) -> HttpResponse:
     """Give up the record's running or queued job; answer with the container as it is now.
@@ -168,11 +223,52 @@ def cancel(request: HttpRequest) -> HttpResponse:
     The job is not killed: it finds its claim gone and discards what it makes. The editor is not
     left waiting on a job that a dead worker or a lost queue will never finish.
     """
-    found = _posted_record(request)
-    if isinstance(found, HttpResponse):
-        return found
-    claims.cancel(found)
-    return _answer(request, found, 200)
+    return _act(request, lambda record: claims.cancel(record) or True)
+
+
+@require_POST
+def accept(request: HttpRequest) -> HttpResponse:
+    """Publish the candidate the editor chose; the others are deleted, the old picture kept."""
+    return _act(request, lambda record: pictures.accept(record, request.POST.get("picture", "")))
+
+
+@require_POST
+def discard(request: HttpRequest) -> HttpResponse:
+    """Throw the candidates away; the record shows its live picture (or the chip) again."""
+    return _act(request, lambda record: pictures.discard(record) or True)
+
+
+@require_POST
+def restore(request: HttpRequest) -> HttpResponse:
+    """Show an earlier picture again; the one replaced is kept, so a restore can be undone."""
+    return _act(request, lambda record: pictures.restore(record, request.POST.get("picture", "")))
+
+
+def _out_of_date(request: HttpRequest, instance: ImageGeneratingMixin) -> HttpResponse:
+    # Someone else chose, restored or regenerated since this page was drawn: show what is now.
+    try:
+        instance.refresh_from_db()
+    except ObjectDoesNotExist:
+        return _answer(request, None, 404, _(RECORD_GONE))
+    return _answer(request, instance, 409, _("This changed meanwhile: here is what it shows now."))
+
+
+@never_cache
+@require_GET
+def panel(request: HttpRequest) -> HttpResponse:
+    """The container as a panel: the prompt to read and edit before sending ("compose"), or the
+    record's earlier pictures to restore ("earlier"). Editors only; nothing changes until they
+    send it."""
+    try:
+        instance = load_record(request.GET.get("ref", ""))
+    except BadReference:
+        return _refusal(400, _("This image is out of date. Reload the page."))
+    except RecordNotFound:
+        return _refusal(404, _(RECORD_GONE))
+    if not can_generate(request.user, instance):
+        return _refusal(403, _("You may not generate an image for this record."))
+    which = "earlier" if request.GET.get("show") == "earlier" else "compose"
+    return _container(request, instance, 200, panel=which)
 
 
 @never_cache

@@ -74,16 +74,20 @@ def need_browser() -> None:
 
 
 @contextlib.contextmanager
-def demo_stack(state: Path, *, job_seconds: float, redis_url: str | None = None) -> Iterator[Demo]:
+def demo_stack(
+    state: Path, *, job_seconds: float, redis_url: str | None = None, tools: bool = False
+) -> Iterator[Demo]:
     """Run the demo in ``state`` until the block ends (or ``Demo.stop()``); stop it with SIGTERM
     (Ctrl-C), as a person does, and require a clean exit. The LocalBackend takes
-    ``job_seconds`` per picture."""
+    ``job_seconds`` per picture. ``tools`` turns on the editor's tools (the prompt panel, review
+    of two candidates, Regenerate), which ``make demo`` shows; without it the plain chip."""
     port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "DEMO_STATE_DIR": str(state),
         "DEMO_DELAY": str(job_seconds),
+        "DEMO_EDITOR_TOOLS": "1" if tools else "0",
     }
     for name in ("DJANGO_SETTINGS_MODULE", "DEMO_DATABASE", "PAGE_IMAGES_MODEL", "REDIS_URL"):
         env.pop(name, None)
@@ -178,6 +182,16 @@ def editor_tab(browser: Any, url: str, stack: Demo | None = None) -> Iterator[An
 def shot(tab: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+#: Where the screenshots the docs show are written, by the tests that click through each step.
+DOC_IMAGES = ROOT / "docs" / "images"
+
+
+def doc_shot(element: Any, name: str) -> None:
+    """A screenshot of one element (an article with its container) for the docs."""
+    DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+    element.screenshot(path=str(DOC_IMAGES / f"{name}.png"))
 
 
 def container(tab: Any, article: int) -> Any:
