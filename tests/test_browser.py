@@ -19,6 +19,7 @@ from tests.support.demo import (
     chromium,
     container,
     demo_stack,
+    doc_shot,
     editor_tab,
     need_browser,
     shot,
@@ -191,6 +192,7 @@ def test_a_new_picture_gets_alt_text_that_the_editor_can_change(page: Any, demo:
     article_id = page.locator("article.page").nth(last).get_attribute("id").removeprefix("page-")
     page.goto(f"{demo}/admin/stories/page/{article_id}/change/")
     assert page.input_value("#id_image_alt") == alt
+    doc_shot(page.locator(".form-row.field-image_alt"), "alt-text-admin")
     page.fill("#id_image_alt", "A red kite high above the striped awnings")
     shot(page, "10-alt-text-admin")
     page.click("input[name=_save]")

@@ -23,7 +23,7 @@ class Page(ImageGeneratingMixin, models.Model):
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="pages")
     number = models.PositiveIntegerField()
     image_text = models.TextField(help_text="What the illustration should show.")
-    image_alt = models.CharField(
+    image_alt = models.TextField(
         "alt text",
         max_length=250,
         blank=True,

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="page",
             name="image_alt",
-            field=models.CharField(
+            field=models.TextField(
                 blank=True,
                 help_text="What the picture shows, for those who cannot see it. Written for each "
                 "new picture unless you write your own.",
