@@ -151,6 +151,8 @@ DOCUMENTED_PATHS = {
     "page_images.redis_pool.SharedConnectionPool": "page_images.redis_pool.SharedConnectionPool",
     "page_images.testing.FakeImageProvider": "page_images.testing.FakeImageProvider",
     "page_images.signals.generation_succeeded": "page_images.signals.generation_succeeded",
+    "page_images.admin.ImageGeneratingAdmin": "page_images.admin.ImageGeneratingAdmin",
+    "page_images.admin.ImageStateFilter": "page_images.admin.ImageStateFilter",
 }
 
 

@@ -22,6 +22,7 @@ from page_images.intake import (
     TOO_LARGE,
     TOO_MANY_PIXELS,
     ValidatedImage,
+    recheck_image,
     validate_image,
 )
 from tests.reliability import case
@@ -453,3 +454,24 @@ def test_every_frame_of_an_animation_counts_against_max_pixels():
         validate_image(animated_png(30), max_pixels=100_000)
     assert caught.value.user_message == TOO_MANY_PIXELS
     assert "100x100 x 30 frames > MAX_PIXELS 100000" in caught.value.detail
+
+
+# --- Checked again after provenance changed the file ------------------------------------------
+
+
+def test_a_recheck_keeps_every_rule_but_the_second_decode(png: bytes) -> None:
+    # Pixel data cut short inside a chunk whose CRC still matches: only a full decode sees it.
+    cut = blank_png(64, 64)
+    start = idat_offset(cut)
+    (length,) = struct.unpack(">I", cut[start - 8 : start - 4])
+    data = cut[start : start + length][:-6]
+    broken = cut[: start - 8] + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    with pytest.raises(InvalidImageError):
+        validate_image(broken)
+    assert recheck_image(broken).width == 64  # the pixels were decoded once already
+    assert recheck_image(png) == validate_image(png)
+    with pytest.raises(InvalidImageError, match=NOT_A_PICTURE):
+        recheck_image(b"<html>not a picture</html>")
+    at = idat_offset(png) + 10  # a byte of pixel data: the chunk's CRC no longer matches
+    with pytest.raises(InvalidImageError, match=DAMAGED):
+        recheck_image(png[:at] + bytes([png[at] ^ 0xFF]) + png[at + 1 :])

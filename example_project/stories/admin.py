@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from page_images.admin import ImageGeneratingAdmin, ImageStateFilter
 from stories.models import Page, Story
 
 
@@ -17,6 +18,9 @@ class StoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Page)
-class PageAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "image_generating", "image_error"]
-    readonly_fields = ["image_generating", "image_claimed_at", "image_error"]
+class PageAdmin(ImageGeneratingAdmin, admin.ModelAdmin):
+    """The live container beside the image field, a thumbnail and state column, a filter by
+    state and the "Generate images for the selected" action (page_images.admin)."""
+
+    list_display = ["__str__", "page_image_state"]
+    list_filter = [ImageStateFilter, "story"]

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -191,17 +192,36 @@ def record_start(model: type[models.Model], pk: Any, token: Any) -> Generation |
     """An attempt of the job starts now (the duration counts from here); its history row.
 
     Generations of the record still open under another token lost their claim to this job (it
-    holds the claim now), so they are closed as abandoned here, in the worker, not in the click.
+    holds the claim now), so the same UPDATE closes them as abandoned: in the worker, not in the
+    click, and one statement for both.
     """
     now = timezone.now()
+    mine = Q(token=token)
     Generation.objects.filter(
         content_type=_content_type(model), object_id=str(pk), status__in=OPEN
-    ).exclude(token=token).update(
-        status=Generation.Status.FAILED, error=ABANDONED_MESSAGE, finished_at=now
+    ).update(
+        status=Case(
+            When(mine, then=Value(Generation.Status.RUNNING)),
+            default=Value(Generation.Status.FAILED),
+            output_field=models.CharField(),
+        ),
+        started_at=Case(
+            When(mine, then=Value(now)),
+            default=F("started_at"),
+            output_field=models.DateTimeField(),
+        ),
+        finished_at=Case(
+            When(mine, then=F("finished_at")),
+            default=Value(now),
+            output_field=models.DateTimeField(),
+        ),
+        error=Case(
+            When(mine, then=F("error")),
+            default=Value(ABANDONED_MESSAGE),
+            output_field=models.TextField(),
+        ),
     )
-    rows = generations_of_job(model, pk, token)
-    rows.filter(status__in=OPEN).update(status=Generation.Status.RUNNING, started_at=now)
-    return rows.first()
+    return generations_of_job(model, pk, token).first()
 
 
 def record_outcome(

@@ -94,7 +94,11 @@ def _track(instance: ImageGeneratingMixin, name: str) -> None:
 def kept_live(
     instance: ImageGeneratingMixin, name: str, replaced: str, generation: Generation | None
 ) -> Picture:
-    """Record a picture the job just made live, and the one it replaced; prune the oldest."""
+    """Record a picture the job just made live, and the one it replaced; prune the oldest.
+
+    A record's first picture replaced nothing, so nothing can have fallen out of the kept ones:
+    a backfill's job pays one INSERT here.
+    """
     _track(instance, replaced)
     picture = Picture.objects.create(
         content_type=content_type_of(instance),
@@ -103,7 +107,8 @@ def kept_live(
         name=name,
         status=Picture.Status.KEPT,
     )
-    prune(instance)
+    if replaced:
+        prune(instance)
     return picture
 
 

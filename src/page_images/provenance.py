@@ -79,9 +79,10 @@ def mark_ai_generated(
 ) -> ImageT:
     """``image`` marked as AI-generated and checked again by ``validate``, or ``image`` as it was.
 
-    ``validate`` is intake's ``validate_image``, handed in so that this module stays below intake
-    in the layers: the marked bytes pass the very gate the provider's passed, so what was checked
-    is still what is served. The image comes back unmarked, with a log line saying why, when the
+    ``validate`` is intake's check (the task hands in ``recheck_image``: every rule but a second
+    full decode of pixels that did not change), handed in so that this module stays below intake
+    in the layers: the marked bytes pass the gate the provider's passed, so what was checked is
+    still what is served. The image comes back unmarked, with a log line saying why, when the
     ``PROVENANCE`` setting is off, when it carries its provider's own marking, or when marking
     fails in any way: a picture that passed intake is never lost to its label.
     """

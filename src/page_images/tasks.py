@@ -34,7 +34,7 @@ from page_images.exceptions import (
     StaleClaimError,
     TransientGenerationError,
 )
-from page_images.intake import validate_image
+from page_images.intake import recheck_image, validate_image
 from page_images.models import ImageGeneratingMixin
 from page_images.provenance import mark_ai_generated
 from page_images.specs import record_prompt, with_preset
@@ -175,7 +175,7 @@ def _generate_and_store(
         mark_ai_generated(
             validate_image(result.content, declared_type=result.content_type),
             model=result.model,
-            validate=validate_image,
+            validate=recheck_image,
         )
         for result in results
     ]
@@ -250,7 +250,6 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
         logger.info("Image job for %s:%s no longer holds its claim; skipped", channel, pk)
         claims.announce_if_deleted(model, pk)
         return tracking_string(channel)
-    generation = history.record_start(model, pk, job.token)
 
     retrying = False
     settled = False  # the claim is known to be released: the safety net below has nothing to do
@@ -262,6 +261,9 @@ def generate_image(self: Task[Any, Any], job: ImageJob) -> str:
         settled = True
 
     try:
+        # Inside the try: a history that cannot be written fails the job with a message, it
+        # never leaves the record claimed.
+        generation = history.record_start(model, pk, job.token)
         instance = model._base_manager.get(pk=pk)
         channel = instance.get_image_channel()
         _make_picture(instance, job.token, generation)
