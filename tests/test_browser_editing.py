@@ -157,3 +157,36 @@ def test_regenerate_discard_then_accept_and_restore_the_previous_picture(page: A
     restored.wait_for()
     assert restored.get_attribute("src") == first_src
     shot(page, "editing-restored")
+
+
+@case(
+    "editing",
+    "An editor clicks past their daily quota of pictures",
+    "The panel said how many were left; the click is refused with the reason where they clicked "
+    "(429), and nothing is queued or paid for.",
+)
+def test_the_panel_counts_down_the_quota_and_a_click_past_it_is_refused(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    state = tmp_path_factory.mktemp("quota")
+    with (
+        demo_stack(state, job_seconds=0.3, tools=True, daily_images=4) as quota_stack,
+        editor_tab(browser, quota_stack.url, quota_stack) as tab,
+    ):
+        for index, left in ((0, "4 of 4"), (1, "2 of 4")):
+            container(tab, index).get_by_role("button", name="Generate image").click()
+            quota = container(tab, index).locator(".page-images-quota")
+            quota.wait_for()
+            assert left in quota.inner_text()
+            generate_from_panel(tab, index)
+            container(tab, index).locator(".page-images-candidate").nth(1).wait_for()
+        container(tab, 2).get_by_role("button", name="Generate image").click()
+        assert "0 of 4" in container(tab, 2).locator(".page-images-quota").inner_text()
+        generate_from_panel(tab, 2)
+        refusal = container(tab, 2).locator(".page-images-message")
+        refusal.wait_for()
+        assert refusal.get_attribute("role") == "alert"
+        assert "4 images" in refusal.inner_text()
+        assert container(tab, 2).get_attribute("data-state") == "empty"
+        doc_shot(article(tab, 2), "editing-6-quota")
+        assert quota_stack.image_of(record_id(tab, 2)) == ""

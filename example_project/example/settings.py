@@ -157,6 +157,9 @@ if os.environ.get("DEMO_EDITOR_TOOLS", "1") == "1":
         "VARIANTS": int(os.environ.get("DEMO_VARIANTS", "2")),
         "REVIEW": True,
         "REGENERATE": True,
+        # Each editor may make this many pictures a day (candidates count): the panel says how
+        # many are left, and a click past it is refused with the reason.
+        "QUOTAS": {"per_user": {"day": int(os.environ.get("DEMO_DAILY_IMAGES", "60"))}},
     }
 LOGGING = {
     "version": 1,

@@ -31,6 +31,8 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from page_images import quotas
+from page_images.exceptions import QuotaExceededError
 from page_images.history import Generation, content_type_of
 from page_images.permissions import can_generate
 
@@ -105,9 +107,12 @@ class ImageStateFilter(admin.SimpleListFilter):
 def check_quota(request: HttpRequest, records: Sequence[ImageGeneratingMixin]) -> str | None:
     """Whether ``request.user`` may start ``len(records)`` generations now, by the site's quotas.
 
-    The one place the admin's action asks: a refusal message, or None to go on. Quotas
-    (``page_images.quotas``) are not written yet; until they are, nothing is refused.
+    The one place the admin's action asks: a refusal message, or None to go on.
     """
+    try:
+        quotas.enforce_generations(getattr(request, "user", None), len(records))
+    except QuotaExceededError as exc:
+        return exc.user_message
     return None
 
 

@@ -309,13 +309,14 @@ def container_context(
             "restore_url": page["restore_url"],
             "candidates": editing.candidates(instance) if state == "review" else (),
             "ai_label": page["ai_label"],  # shown with a picture only, to visitors as well
-            # Shown beside the chip once a quota runs low (QUOTAS set; counted on first use).
+            # Shown beside the chip once a quota runs low, and always in the prompt panel (QUOTAS
+            # set; counted on first use).
             "quota": SimpleLazyObject(
                 lambda: quotas.display_status(
                     request, user if user is not None else getattr(request, "user", None)
                 )
             )
-            if state == "empty" and app_settings.QUOTAS
+            if state in ("empty", "compose") and app_settings.QUOTAS
             else None,
         }
     )

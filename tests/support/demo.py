@@ -75,12 +75,18 @@ def need_browser() -> None:
 
 @contextlib.contextmanager
 def demo_stack(
-    state: Path, *, job_seconds: float, redis_url: str | None = None, tools: bool = False
+    state: Path,
+    *,
+    job_seconds: float,
+    redis_url: str | None = None,
+    tools: bool = False,
+    daily_images: int | None = None,
 ) -> Iterator[Demo]:
     """Run the demo in ``state`` until the block ends (or ``Demo.stop()``); stop it with SIGTERM
     (Ctrl-C), as a person does, and require a clean exit. The LocalBackend takes
     ``job_seconds`` per picture. ``tools`` turns on the editor's tools (the prompt panel, review
-    of two candidates, Regenerate), which ``make demo`` shows; without it the plain chip."""
+    of two candidates, Regenerate), which ``make demo`` shows; without it the plain chip.
+    ``daily_images`` is the editor's quota of pictures a day with the tools on."""
     port = free_port()
     env = {
         **os.environ,
@@ -89,6 +95,8 @@ def demo_stack(
         "DEMO_DELAY": str(job_seconds),
         "DEMO_EDITOR_TOOLS": "1" if tools else "0",
     }
+    if daily_images is not None:
+        env["DEMO_DAILY_IMAGES"] = str(daily_images)
     for name in ("DJANGO_SETTINGS_MODULE", "DEMO_DATABASE", "PAGE_IMAGES_MODEL", "REDIS_URL"):
         env.pop(name, None)
     if redis_url:

@@ -25,11 +25,11 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from django.conf import settings
 from django.core.exceptions import FieldError, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q, Sum
 
+from page_images import pricing
 from page_images.claims import claimable, lost
 from page_images.conf import app_settings
 from page_images.exceptions import EmptyPromptError, InvalidChoiceError
@@ -49,21 +49,9 @@ SUCCEEDED = (Generation.Status.DONE, Generation.Status.REVIEW)
 
 
 def estimate_cost(model: str, size: str, quality: str | None, variants: int) -> Decimal | None:
-    """What one generation is expected to cost in USD, by ``PAGE_IMAGES["PRICES"]``; None when
-    the table does not say (or there is none).
-
-    The one place the backfill prices a generation. The table maps a model to a price per
-    picture: a number, a ``{size: price}`` dict, or a ``{quality: {size: price}}`` dict.
-    """
-    prices = getattr(settings, "PAGE_IMAGES", {}).get("PRICES") or {}
-    price: Any = prices.get(model)
-    if isinstance(price, dict) and isinstance(price.get(quality or ""), dict):
-        price = price[quality or ""]
-    if isinstance(price, dict):
-        price = price.get(size)
-    if price is None or isinstance(price, dict):
-        return None
-    return Decimal(str(price)) * variants
+    """What one generation is expected to cost in USD, by the site's price table
+    (:func:`page_images.pricing.price`); None when the table does not price it."""
+    return pricing.price(model, size, quality, variants, backend=app_settings.BACKEND)
 
 
 @contextmanager
