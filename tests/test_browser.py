@@ -173,29 +173,173 @@ def test_make_demo_says_its_address_last_and_stops_at_once_with_a_tab_open(
         assert took < 5, f"the demo took {took:.1f} s to stop with a tab open"
 
 
-def test_a_new_picture_gets_alt_text_that_the_editor_can_change(page: Any, demo: str) -> None:
-    # A page of its own, added as an editor would (last on the front page, after the seed's six).
-    page.goto(f"{demo}/admin/stories/page/add/")
-    page.select_option("#id_story", label="Market Day")
-    page.fill("#id_number", "9")
-    page.fill("#id_image_text", "A kite over the market square, red tail streaming")
-    page.click("input[name=_save]")
-    page.goto(f"{demo}/")
-    last = page.locator("article.page").count() - 1
-    container(page, last).get_by_role("button", name="Generate image").click()
+# Editors with any ability: the keyboard alone, a screen reader's live region, the wait counted,
+# and a page that does not move. Each test works on pages of its own (Demo.add_page), so the
+# order of the tests does not matter.
+
+
+def live_text(tab: Any) -> str:
+    """What the page's one live region says now."""
+    return str(tab.evaluate("document.querySelector('.page-images-live').textContent"))
+
+
+def tab_to(tab: Any, target: Any, most: int = 60) -> int:
+    """Press Tab until ``target`` has the focus; how many presses it took."""
+    for presses in range(1, most + 1):
+        tab.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return presses
+    raise AssertionError(f"{most} presses of Tab never reached {target}")
+
+
+def own_page(tab: Any, stack: Demo, text: str) -> Any:
+    """A page of the test's own, on the front page reloaded: its container's locator."""
+    page_id = stack.add_page(text)
+    tab.reload()
+    return tab.locator(f"#page-{page_id} .page-images")
+
+
+def test_an_editor_with_the_keyboard_alone_generates_cancels_and_hears_each_change(
+    page: Any, stack: Demo
+) -> None:
+    from playwright.sync_api import expect
+
+    box = own_page(page, stack, "A kite over the dunes, for the keyboard alone")
+    assert page.locator(".page-images-live").count() == 1
+    assert live_text(page) == "", "nothing is said when the page loads"
+    chip = box.get_by_role("button", name="Generate image")
+    tab_to(page, chip)
+    page.keyboard.press("Enter")
+    # The chip gave way to Cancel, which has the focus; the change was said.
+    cancel = box.get_by_role("button", name="Cancel")
+    expect(cancel).to_be_focused()
+    page.wait_for_function("document.querySelector('.page-images-live').textContent.trim()")
+    assert live_text(page) == "Generating image…"
+    shot(page, "9-keyboard-generating")
+    # The wait counts, second by second, in words the page's language gives.
+    elapsed = box.locator(".page-images-elapsed")
+    first = elapsed.inner_text()
+    page.wait_for_function(
+        "([box, first]) => { const e = box.querySelector('.page-images-elapsed');"
+        " return e && e.textContent !== first; }",
+        arg=[box.element_handle(), first],
+        timeout=2500,
+    )
+    assert first.startswith(("queued", "started")), first
+    # Cancel, with the keyboard: the chip is back and has the focus.
+    page.keyboard.press("Enter")
+    expect(chip).to_be_focused()
+    page.wait_for_function(
+        "document.querySelector('.page-images-live').textContent === 'Image generation cancelled'"
+    )
+    # Generate again, and watch the page's height while the picture lands.
+    page.keyboard.press("Enter")
+    expect(cancel).to_be_focused()
+    # The container is the picture's box already (the demo's SIZE is 512x512).
+    width, height = box.locator("xpath=self::*[contains(@class, 'page-images-boxed')]").evaluate(
+        "box => [box.getBoundingClientRect().width, box.getBoundingClientRect().height]"
+    )
+    assert abs(width - 512) <= 1, width
+    assert abs(height - 512) <= 1, height
+    article = box.locator("xpath=ancestor::article")
+    doc_shot(article, "accessibility-1-generating")
+    # Each frame until the picture has loaded: where the picture's place is on the page (the
+    # box while it waits, the box held while the picture loads, then the picture itself).
+    page.evaluate(
+        """article => {
+            window.__places = [];
+            const sample = () => {
+                const box = article.querySelector('.page-images');
+                const img = box && box.querySelector('img.page-images-image');
+                const rect = (img && img.complete ? img : box).getBoundingClientRect();
+                window.__places.push([Math.round(rect.top), Math.round(rect.bottom)]);
+                if (!window.__stopSampling) requestAnimationFrame(sample);
+            };
+            sample();
+        }""",
+        article.element_handle(),
+    )
+    image = box.locator("img.page-images-image")
+    image.wait_for()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
+    page.wait_for_timeout(200)  # a few frames after it loaded
+    places = {tuple(place) for place in page.evaluate("window.__stopSampling = true; __places")}
+    # The picture lands exactly in the box that waited for it: nothing above or inside moved.
+    # (What goes with a picture, such as the demo's "AI-generated" label, follows below it.)
+    assert len(places) == 1, f"the picture's place moved: {sorted(places)}"
+    # The picture has the focus now (focusable by script only: no tab stop for anyone), and the
+    # live region, the same one all along, said so.
+    expect(image).to_be_focused()
+    assert image.get_attribute("tabindex") == "-1"
+    page.wait_for_function(
+        "document.querySelector('.page-images-live').textContent === 'Image ready'"
+    )
+    assert page.locator(".page-images-live").count() == 1
+    shot(page, "10-keyboard-ready")
+    doc_shot(article, "accessibility-2-ready")
+
+
+def test_a_picture_landing_leaves_the_focus_where_the_editor_took_it(
+    page: Any, stack: Demo
+) -> None:
+    from playwright.sync_api import expect
+
+    box = own_page(page, stack, "A lantern on a jetty, landing while the editor is elsewhere")
+    box.get_by_role("button", name="Generate image").click()
+    box.get_by_role("button", name="Cancel").wait_for()
+    elsewhere = page.get_by_role("link", name="Admin")
+    elsewhere.focus()
+    box.locator("img.page-images-image").wait_for()
+    page.wait_for_function(
+        "document.querySelector('.page-images-live').textContent === 'Image ready'"
+    )
+    expect(elsewhere).to_be_focused()
+
+
+@case(
+    "provider",
+    "The provider refuses the prompt while an editor waits with the keyboard and a screen reader",
+    "The refusal is said in the page's live region and stays visible in the container; the "
+    "focus moves from Cancel to Try again, in Chromium.",
+)
+def test_a_refusal_is_said_and_the_focus_moves_to_try_again(page: Any, stack: Demo) -> None:
+    from playwright.sync_api import expect
+
+    box = own_page(page, stack, "A forbidden gate, refused for the keyboard test")
+    tab_to(page, box.get_by_role("button", name="Generate image"))
+    page.keyboard.press("Enter")
+    expect(box.get_by_role("button", name="Cancel")).to_be_focused()
+    error = box.locator(".page-images-error")
+    error.wait_for()
+    expect(box.get_by_role("button", name="Try again")).to_be_focused()
+    assert "content policy" in error.inner_text()
+    page.wait_for_function(
+        "text => document.querySelector('.page-images-live').textContent === text",
+        arg=error.inner_text().strip(),
+    )
+    shot(page, "11-keyboard-refused")
+
+
+def test_a_new_picture_gets_alt_text_that_the_editor_can_change(
+    page: Any, demo: str, stack: Demo
+) -> None:
+    box = own_page(page, stack, "A kite over the market square, red tail streaming")
+    box.get_by_role("button", name="Generate image").click()
     # The picture first, then (another event, another fetch) the alt text LocalBackend wrote.
-    described = container(page, last).locator('img.page-images-image[alt^="An abstract picture"]')
+    described = box.locator('img.page-images-image[alt^="An abstract picture"]')
     described.wait_for()
     alt = described.get_attribute("alt")
     assert "kite" not in alt  # never the prompt, which the page prints just above
     shot(page, "9-alt-text")
-    article_id = page.locator("article.page").nth(last).get_attribute("id").removeprefix("page-")
-    page.goto(f"{demo}/admin/stories/page/{article_id}/change/")
+    page_id = str(box.get_attribute("id")).rsplit("-", 1)[-1]
+    page.goto(f"{demo}/admin/stories/page/{page_id}/change/")
     assert page.input_value("#id_image_alt") == alt
     doc_shot(page.locator(".form-row.field-image_alt"), "alt-text-admin")
     page.fill("#id_image_alt", "A red kite high above the striped awnings")
     shot(page, "10-alt-text-admin")
     page.click("input[name=_save]")
     page.goto(f"{demo}/")
-    img = container(page, last).locator("img.page-images-image")
+    img = page.locator(f"#page-{page_id} img.page-images-image")
     assert img.get_attribute("alt") == "A red kite high above the striped awnings"

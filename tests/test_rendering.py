@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 from django.core import signing
 from django.template import Context, Template
 from django.test import AsyncRequestFactory, Client, RequestFactory
+from django.test.utils import isolate_apps
 from django.urls import include, path
+from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from page_images.references import event_key, load_record, sign_record
@@ -146,7 +150,7 @@ def test_a_projects_own_templates_win(editor, make_page, settings):
     assert html_ == (
         f"<li>[ready|{key}|&lt;b&gt;fox&lt;/b&gt;|READY||None|]</li>"
         f"<li>[empty|{event_key(empty.image_reference)}|A red fox jumps over a sleeping dog at "
-        "dawn|EMPTY||None|✨ Generate image]</li>"
+        "dawn|EMPTY||None|Generate image]</li>"
     )
 
 
@@ -160,7 +164,7 @@ def test_the_permission_is_asked_only_for_a_chip(
         render(source, editor, pages=ready)
     with django_assert_max_num_queries(2):  # the user's permissions, once for the page
         html_ = render(source, editor, pages=empty)
-    assert html_.count("✨ Generate image") == 5
+    assert html_.count("Generate image") == 5
 
 
 def test_a_urlconf_without_languages_is_seen_as_such(db):
@@ -245,6 +249,171 @@ def test_a_projects_own_template_keeps_djangos_lookups_for_every_other_variable(
     assert render("{% page_image p %}", editor, p=page) == (
         "[empty|&lt;b&gt;fox&lt;/b&gt;|<i>lit</i>|Cancel|7]"
     )
+
+
+def test_a_generating_container_reserves_the_pictures_box_from_size(editor, make_page, settings):
+    # The script sizes the container from this (page_images.js), so nothing moves when it lands.
+    page = make_page(image_generating=True, image_claimed_at=timezone.now())
+    assert 'data-page-images-box="256x256"' in render("{% page_image p %}", editor, p=page)
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "SIZE": "1536x1024"}
+    settings.USE_THOUSAND_SEPARATOR = True  # never "1,536": a script reads these digits
+    context = container_context(None, page, user=editor)
+    assert (context["box_width"], context["box_height"]) == ("1536", "1024")
+    assert 'data-page-images-box="1536x1024"' in render("{% page_image p %}", editor, p=page)
+
+
+@pytest.mark.parametrize(
+    "offered", [{"ASPECT_RATIOS": ["1:1", "3:2"]}, {"PRESETS": {"wide": {"size": "1536x1024"}}}]
+)
+def test_a_job_that_asked_for_its_own_shape_reserves_that_box(
+    editor, make_page, settings, offered, django_assert_num_queries
+):
+    from django.contrib.contenttypes.models import ContentType
+
+    from page_images.history import Generation
+
+    token = uuid.uuid4()
+    page = make_page(
+        image_generating=True, image_claimed_at=timezone.now(), image_claim_token=token
+    )
+    row = Generation.objects.create(
+        content_type=ContentType.objects.get_for_model(page),
+        object_id=str(page.pk),
+        token=token,
+        prompt="p",
+        size="1536x1024",
+    )
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, **offered}
+    container_context(None, page, user=editor)  # the editor's permissions, cached on the user
+    with django_assert_num_queries(1):  # the job's row, found by its token
+        context = container_context(None, page, user=editor)
+    assert (context["box_width"], context["box_height"]) == ("1536", "1024")
+    # A row without a size (or none at all): SIZE, as without shapes.
+    Generation.objects.filter(pk=row.pk).update(size="")
+    context = container_context(None, page, user=editor)
+    assert (context["box_width"], context["box_height"]) == ("256", "256")
+
+
+def test_without_shapes_a_generating_container_asks_no_history(
+    editor, make_page, django_assert_num_queries
+):
+    page = make_page(
+        image_generating=True, image_claimed_at=timezone.now(), image_claim_token=uuid.uuid4()
+    )
+    container_context(None, page, user=editor)  # the editor's permissions, cached on the user
+    with django_assert_num_queries(0):
+        context = container_context(None, page, user=editor)
+    assert (context["box_width"], context["box_height"]) == ("256", "256")
+
+
+def test_a_size_that_cannot_be_read_leaves_the_box_out_and_the_page_rendering(
+    editor, make_page, settings
+):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "SIZE": "huge"}  # check E004 says so
+    page = make_page(image_generating=True, image_claimed_at=timezone.now())
+    html_ = render("{% page_image p %}", editor, p=page)
+    assert 'data-state="generating"' in html_
+    assert "data-page-images-box" not in html_
+
+
+@pytest.mark.parametrize("state", ["empty", "ready", "error"])
+def test_only_a_generating_container_reserves_a_box_or_counts_the_wait(editor, make_page, state):
+    context = container_context(None, make_page(**STATES[state]), user=editor)
+    assert [context[name] for name in ("box_width", "box_height", "elapsed", "waiting_since")] == [
+        None
+    ] * 4
+
+
+@pytest.mark.parametrize(
+    ("field", "words"), [("image_started_at", "started"), ("image_claimed_at", "queued")]
+)
+def test_the_wait_is_rendered_for_the_script_to_count_on(editor, make_page, field, words):
+    since = timezone.now() - timedelta(seconds=75)
+    page = make_page(image_generating=True, **{field: since})
+    html_ = render("{% page_image p %}", editor, p=page)
+    (time_,) = re.findall(r"<time [^>]*>[^<]*</time>", html_)
+    # The moment, for machines; the seconds the server saw, which the script counts on from (its
+    # own clock may be set otherwise); the sentence with a place for the script's count; and the
+    # server's own words for a page without the script.
+    assert f'datetime="{since.isoformat(timespec="seconds")}"' in time_
+    assert re.search(r'data-page-images-elapsed="7[56]"', time_)
+    assert f'data-page-images-text="{words} {{since}} ago"' in time_
+    assert f">{words} 1\xa0minute ago</time>" in time_
+
+
+def test_a_clock_behind_the_record_counts_from_zero(editor, make_page):
+    page = make_page(image_generating=True, image_started_at=timezone.now() + timedelta(seconds=30))
+    assert container_context(None, page, user=editor)["elapsed"] == "0"
+
+
+def test_the_chips_sparkle_is_an_svg_that_needs_no_emoji_font(editor, make_page):
+    chip = render("{% page_image p %}", editor, p=make_page())
+    (button,) = re.findall(r"<button[^>]*>.*?</button>", chip, re.S)
+    assert re.search(r'<svg class="page-images-icon" aria-hidden="true" focusable="false"', button)
+    assert 'fill="currentColor"' in button  # the button's own colour, high contrast included
+    assert "</svg> Generate image<" in button
+    assert "✨" not in chip
+    # Cancel and Try again keep their words alone.
+    for state in ("generating", "error"):
+        html_ = render("{% page_image p %}", editor, p=make_page(**STATES[state]))
+        assert "<svg" not in html_
+
+
+def test_a_containers_words_are_said_by_the_pages_live_region_not_by_a_role_of_their_own(
+    editor, make_page
+):
+    # A role="status" or "alert" inside a container is replaced with it, and may never be heard;
+    # the page's one live region (page_images.js) says each change instead, once.
+    for state in STATES:
+        html_ = render("{% page_image p %}", editor, p=make_page(**STATES[state]))
+        assert "role=" not in html_
+    client = Client()
+    client.force_login(editor)
+    refused = client.get("/page-images/fragment/", {"ref": "testapp.page:1:forged"})
+    assert refused.status_code == 400
+    assert refused.content.decode().startswith('<div class="page-images page-images-refused">')
+    stream = render("{% page_images_stream %}", editor)
+    assert 'data-announce-ready="Image ready"' in stream
+    assert 'data-announce-cancelled="Image generation cancelled"' in stream
+
+
+@isolate_apps("tests.testapp")
+def test_a_picture_gets_its_width_and_height_from_the_fields_that_store_them(editor):
+    from django.db import models
+
+    from page_images.models import ImageGeneratingMixin
+
+    class Framed(ImageGeneratingMixin, models.Model):
+        photo = models.ImageField(
+            upload_to="framed", width_field="photo_width", height_field="photo_height"
+        )
+        photo_width = models.PositiveIntegerField(null=True)
+        photo_height = models.PositiveIntegerField(null=True)
+
+        caption = models.TextField()
+
+        image_field_name = "photo"
+        image_prompt_field = "caption"
+
+        class Meta:
+            app_label = "testapp"
+
+        def __str__(self) -> str:
+            return self.caption
+
+    # Read from the record's columns, never from the file (there is none here to open).
+    framed = Framed(
+        pk=1, caption="A fox", photo="framed/fox.png", photo_width=1536, photo_height=1024
+    )
+    html_ = render("{% page_image p %}", editor, p=framed)
+    assert 'src="/media/framed/fox.png" alt="A fox" width="1536" height="1024">' in html_
+    framed.photo_height = None  # one without the other would stretch the picture: neither
+    assert 'alt="A fox">' in render("{% page_image p %}", editor, p=framed)
+
+
+def test_a_picture_without_stored_dimensions_keeps_its_own_size(editor, make_page):
+    html_ = render("{% page_image p %}", editor, p=make_page(image="page_images/x.png"))
+    assert 'alt="A red fox jumps over a sleeping dog at dawn">' in html_
 
 
 LABEL = '<span class="page-images-label">AI-generated</span>'

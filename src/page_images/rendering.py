@@ -15,6 +15,13 @@ else, a text key included, is left to the template's escaping. The permission ch
 the template asks for it (a container showing a picture never does). Measured on 200 containers
 (docs/benchmarks.md, target 4), a page of them went from 3.1 to about 1.8 times the cost of as many
 plain ``<img>`` tags.
+
+What only a generating container shows (the box its picture will fill, the seconds it has waited)
+costs nothing to the others; the box's size is parsed once per page, and asked of the job's
+history row (one query per generating container) only where the panel's shapes or a preset's size
+can make it differ from SIZE. A picture's own width and
+height come from the image field's ``width_field``/``height_field`` when the model has them, which
+are columns already read: the file itself is never opened to render a page.
 """
 
 from __future__ import annotations
@@ -33,13 +40,15 @@ from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
 from page_images import editing, quotas
-from page_images.conf import app_settings
+from page_images.conf import app_settings, parse_size
 from page_images.events import get_bus
+from page_images.history import Generation
 from page_images.permissions import can_generate
 from page_images.references import event_key
 from page_images.signer import RecordSigner
 
 if TYPE_CHECKING:
+    import uuid
     from datetime import datetime
 
     from django.http import HttpRequest
@@ -52,7 +61,8 @@ _STATES = {
     state: SafeString(state)
     for state in ("generating", "review", "ready", "error", "empty", "compose", "earlier")
 }
-_CHIP_LABEL = gettext_lazy("✨ Generate image")
+#: The chip's sparkle is an inline SVG in chip_form.html: an emoji needs a font that has it.
+_CHIP_LABEL = gettext_lazy("Generate image")
 _RETRY_LABEL = gettext_lazy("Try again")
 _CANCEL_LABEL = gettext_lazy("Cancel")
 _PANELS = ("compose", "earlier")
@@ -89,9 +99,66 @@ def streaming_enabled(request: HttpRequest | None = None) -> bool:
     return request is None or isinstance(request, ASGIRequest)
 
 
-def _seconds_until(moment: datetime) -> int:
+def _seconds_until(moment: datetime, now: datetime) -> int:
     """Whole seconds from now until just past ``moment``, for a one-off re-read of a container."""
-    return max(1, math.ceil((moment - timezone.now()).total_seconds()) + 1)
+    return max(1, math.ceil((moment - now).total_seconds()) + 1)
+
+
+def _number(value: int) -> SafeString:
+    """An integer as plain digits: ``{{ 1536 }}`` would come out as "1,536" where a project sets
+    USE_THOUSAND_SEPARATOR, which no attribute that a browser or script reads would accept."""
+    return SafeString(int(value))
+
+
+def _box_size(size: str) -> tuple[SafeString, SafeString] | None:
+    """The picture's expected size, for the box a generating container reserves.
+
+    None when ``size`` cannot be read (a bad SIZE is reported by the system checks): the page
+    still renders, unboxed.
+    """
+    try:
+        width, height = parse_size(size)
+    except ValueError:
+        return None
+    return _number(width), _number(height)
+
+
+def _sizes_vary() -> bool:
+    """Whether a job may ask for another size than SIZE: the panel's shapes, a preset's size."""
+    return bool(app_settings.ASPECT_RATIOS) or any(
+        spec.get("size") for spec in app_settings.PRESETS.values()
+    )
+
+
+def _job_box(token: uuid.UUID) -> tuple[SafeString, SafeString] | None:
+    """The size the running job asked for, from its history row (one query, by its token)."""
+    size = Generation.objects.filter(token=token).values_list("size", flat=True).first()
+    return _box_size(size) if size else None
+
+
+#: Per model: the image field's (width_field, height_field) names, or None without both. A plain
+#: dict (models live as long as the process): a weak one costs two weak references per lookup,
+#: and this is asked once per picture of a page.
+_DIMENSION_FIELDS: dict[type, tuple[str, str] | None] = {}
+
+
+def _dimensions(instance: ImageGeneratingMixin) -> tuple[Any, Any]:
+    """The stored picture's width and height, if the model keeps them; else (None, None).
+
+    Only columns already loaded with the record are read: measuring the file would open it, once
+    per container of every page.
+    """
+    model = type(instance)
+    if model not in _DIMENSION_FIELDS:
+        field = model._meta.get_field(instance.image_field_name)
+        width, height = getattr(field, "width_field", None), getattr(field, "height_field", None)
+        _DIMENSION_FIELDS[model] = (width, height) if width and height else None
+    names = _DIMENSION_FIELDS[model]
+    if names is not None:
+        width, height = getattr(instance, names[0]), getattr(instance, names[1])
+        if width and height:  # both or neither: a lone one would draw the picture out of shape
+            return _number(width), _number(height)
+    return None, None
 
 
 def _safe_if_plain(text: str) -> str:
@@ -160,6 +227,9 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "cancel_label": _CANCEL_LABEL,
             "ai_label": app_settings.AI_LABEL,
             "signer": RecordSigner(),
+            "box": _box_size(app_settings.SIZE),
+            # Only then is a generating container's box asked of its job's history row.
+            "sizes_vary": _sizes_vary(),
         }
         if request is not None:
             request.__dict__[PAGE_ATTRIBUTE] = page
@@ -276,6 +346,21 @@ def container_context(
     refresh_url = f"{fragment_url}?ref={query}"
     generating = state == "generating"
     poll = generating and not streaming_enabled(request)
+    box = since = elapsed = deadline = image_width = image_height = None
+    if generating:
+        now = timezone.now()
+        deadline = _seconds_until(cast("datetime", instance.image_job_deadline), now)
+        box = page["box"]
+        if page["sizes_vary"] and instance.image_claim_token is not None:
+            box = _job_box(instance.image_claim_token) or box
+        # Set: a job shows as generating only while it has a deadline, counted from one of them.
+        waiting_since = cast("datetime", instance.image_started_at or instance.image_claimed_at)
+        # The seconds already waited, which the script counts on from (its own clock may differ
+        # from the server's), and the moment itself, for machines, in ISO 8601.
+        since = waiting_since.isoformat(timespec="seconds")
+        elapsed = _number(max(0, int((now - waiting_since).total_seconds())))
+    elif state == "ready":
+        image_width, image_height = _dimensions(instance)
     context.update(
         {
             "state": _STATES.get(state, state),
@@ -290,17 +375,23 @@ def container_context(
             if isinstance(fragment_url, SafeString)
             else refresh_url,
             "image_url": instance.image_file.url if state == "ready" else "",
+            "image_width": image_width,
+            "image_height": image_height,
             "alt": instance.get_image_alt_text(),
             "error": instance.image_error_message if state == "error" else "",
             "message": message,
             "claimed_at": instance.image_claimed_at,
             "started_at": instance.image_started_at,
+            "waiting_since": since,
+            "elapsed": elapsed,
+            # The picture's expected width and height: the box a generating container reserves,
+            # so that the page does not move when the picture lands.
+            "box_width": box[0] if box else None,
+            "box_height": box[1] if box else None,
             "poll_ms": int(app_settings.POLL_INTERVAL * 1000) if poll else None,
             # Re-read when the job would be presumed dead: a dead job sends no event. A record
             # shows as generating only while its job has a deadline to pass (image_state).
-            "refresh_in": _seconds_until(cast("datetime", instance.image_job_deadline))
-            if generating
-            else None,
+            "refresh_in": deadline,
             "cancel_url": page["cancel_url"],
             "cancel_label": page["cancel_label"],
             "regenerate": page["regenerate"] and follow,

@@ -92,9 +92,8 @@ def _container(
 
 def _refusal(status: int, message: str) -> HttpResponse:
     # No record to draw (bad or stale reference): a container-shaped message in the chip's place.
-    html = format_html(
-        '<div class="page-images page-images-refused" role="alert">{}</div>', message
-    )
+    # No role of its own: page_images.js says it in the page's live region, once.
+    html = format_html('<div class="page-images page-images-refused">{}</div>', message)
     return HttpResponse(html, status=status)
 
 

@@ -57,6 +57,37 @@ class Demo:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def add_page(self, text: str) -> str:
+        """A new page with ``text`` and no picture, after every other one; its id.
+
+        A copy of the last page's row with a few columns changed, so that it needs no list of the
+        columns (the model's and the mixin's may grow): for a test that needs a record no other
+        test of the stack touches.
+        """
+        with contextlib.closing(sqlite3.connect(self.state / "db.sqlite3", timeout=20)) as db:
+            names = [row[1] for row in db.execute("PRAGMA table_info(stories_page)")]
+            fresh = {
+                "number": "(SELECT MAX(number) + 1 FROM stories_page)",
+                "image_text": "?",
+                "image": "''",
+                "image_error": "''",
+                "image_generating": "0",
+                "image_review": "0",
+                "image_alt": "''",
+                "image_claimed_at": "NULL",
+                "image_started_at": "NULL",
+                "image_claim_token": "NULL",
+            }
+            kept = [name for name in names if name != "id"]
+            values = ", ".join(fresh.get(name, name) for name in kept)
+            cursor = db.execute(
+                f"INSERT INTO stories_page ({', '.join(kept)}) "
+                f"SELECT {values} FROM stories_page ORDER BY story_id DESC, number DESC LIMIT 1",
+                (text,),
+            )
+            db.commit()
+            return str(cursor.lastrowid)
+
     def image_of(self, page_id: str) -> str:
         """The page's stored image name, read straight from the demo's database."""
         with contextlib.closing(sqlite3.connect(self.state / "db.sqlite3", timeout=20)) as db:

@@ -157,7 +157,7 @@ def _checked(instance: Any) -> ImageGeneratingMixin:
 
 @_page_inclusion_tag("page_images/chip.html")
 def page_image_chip(context: template.Context, instance: Any) -> dict[str, Any]:
-    """The "✨ Generate image" chip alone, shown when the record has no image and is not generating.
+    """The "Generate image" chip alone, shown when the record has no image and is not generating.
 
     Clicking it replaces the chip with the record's container, which then updates by itself.
     """
