@@ -274,3 +274,64 @@ def test_a_provider_that_sends_fewer_pictures_than_asked_gives_what_it_sent(back
     assert [result.content for result in results] == [png_bytes(8, 8)] * 3
     answer = SimpleNamespace(data=[SimpleNamespace(b64_json=base64.b64encode(b"x").decode())])
     assert len(backend._results(answer, 3)) == 1
+
+
+def describer(provider, **options):
+    return LiteLLMBackend(
+        model="openai/gpt-4o-mini",
+        api_base=provider.api_base,
+        api_key="sk-test",
+        timeout=2,
+        **options,
+    )
+
+
+def test_describe_sends_one_vision_message(provider):
+    backend = describer(provider, style="vivid", background="transparent", user="site-1")
+    provider.push_description(Respond.text("A fox asleep"))
+    text = backend.describe(png_bytes(8, 8), "image/png", language="de", prompt="Auf Deutsch")
+    assert text == "A fox asleep"
+    (call,) = provider.description_requests
+    assert call.body["model"] == "gpt-4o-mini"
+    assert call.body["user"] == "site-1"  # provider options pass, the image-only ones do not
+    assert "style" not in call.body
+    assert "background" not in call.body
+    assert call.text == "Auf Deutsch"
+    (url,) = call.image_urls
+    assert base64.b64decode(url.removeprefix("data:image/png;base64,")) == png_bytes(8, 8)
+    assert call.headers.get("Authorization", call.headers.get("authorization")) == "Bearer sk-test"
+    assert provider.generation_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (Respond.rate_limited(), TransientGenerationError),
+        (Respond.server_error(), TransientGenerationError),
+        (Respond.content_policy(), ContentPolicyError),
+        (Respond.bad_api_key(), ProviderAuthenticationError),
+        (Respond.text(""), PermanentGenerationError),
+    ],
+)
+def test_describe_errors_are_mapped(provider, answer, error):
+    provider.push_description(answer)
+    with pytest.raises(error):
+        describer(provider).describe(png_bytes(), "image/png", language="en", prompt="Describe")
+    assert len(provider.description_requests) == 1  # max_retries=0: Celery or nobody retries
+
+
+def test_describe_times_out(provider):
+    provider.push_description(Respond.hang(5))
+    backend = describer(provider)
+    backend.timeout = 0.3
+    with pytest.raises(GenerationTimeoutError):
+        backend.describe(png_bytes(), "image/png", language="en", prompt="Describe")
+
+
+def test_describe_without_choices_is_permanent(monkeypatch):
+    litellm = import_litellm()
+    monkeypatch.setattr(litellm, "completion", lambda **kwargs: SimpleNamespace(choices=[]))
+    with pytest.raises(PermanentGenerationError):
+        LiteLLMBackend(model="openai/gpt-4o-mini").describe(
+            png_bytes(), "image/png", language="en", prompt="Describe"
+        )

@@ -320,3 +320,26 @@ def test_a_refusal_is_said_and_the_focus_moves_to_try_again(page: Any, stack: De
         arg=error.inner_text().strip(),
     )
     shot(page, "11-keyboard-refused")
+
+
+def test_a_new_picture_gets_alt_text_that_the_editor_can_change(
+    page: Any, demo: str, stack: Demo
+) -> None:
+    box = own_page(page, stack, "A kite over the market square, red tail streaming")
+    box.get_by_role("button", name="Generate image").click()
+    # The picture first, then (another event, another fetch) the alt text LocalBackend wrote.
+    described = box.locator('img.page-images-image[alt^="An abstract picture"]')
+    described.wait_for()
+    alt = described.get_attribute("alt")
+    assert "kite" not in alt  # never the prompt, which the page prints just above
+    shot(page, "9-alt-text")
+    page_id = str(box.get_attribute("id")).rsplit("-", 1)[-1]
+    page.goto(f"{demo}/admin/stories/page/{page_id}/change/")
+    assert page.input_value("#id_image_alt") == alt
+    doc_shot(page.locator(".form-row.field-image_alt"), "alt-text-admin")
+    page.fill("#id_image_alt", "A red kite high above the striped awnings")
+    shot(page, "10-alt-text-admin")
+    page.click("input[name=_save]")
+    page.goto(f"{demo}/")
+    img = page.locator(f"#page-{page_id} img.page-images-image")
+    assert img.get_attribute("alt") == "A red kite high above the striped awnings"

@@ -102,6 +102,9 @@ def test_edit_the_prompt_after_a_refusal_and_pick_a_candidate(page: Any, stack: 
     assert thumbnails.count() == 2
     sources = [thumbnails.nth(i).get_attribute("src") for i in range(2)]
     assert sources[0] != sources[1]
+    # Each candidate's alt text (the demo's LocalBackend names its colours) follows it.
+    review.locator('img.page-images-thumbnail[alt^="An abstract picture"]').nth(1).wait_for()
+    alts = [thumbnails.nth(i).get_attribute("alt") for i in range(2)]
     # The ink style at 3:2: the backend drew 512x512's area at that shape.
     width, height = thumbnails.nth(0).evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert (width, height) == (640, 448)
@@ -111,6 +114,7 @@ def test_edit_the_prompt_after_a_refusal_and_pick_a_candidate(page: Any, stack: 
     picture = container(page, refused).locator("img.page-images-image")
     picture.wait_for()
     assert picture.get_attribute("src") == sources[1]
+    assert picture.get_attribute("alt") == alts[1]  # accepted with the picture
     assert stack.image_of(record_id(page, refused)) in str(sources[1])
     assert page.evaluate("window.__noReload") == "still here"
     doc_shot(article(page, refused), "editing-4-accepted")

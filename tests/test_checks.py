@@ -422,3 +422,51 @@ def test_the_switches_are_true_or_false(key):
         "page_images.E066",
         f"PAGE_IMAGES['{key}'] must be True or False, not 'yes'.",
     )
+
+
+def test_alt_text_field_must_be_a_text_field(monkeypatch):
+    monkeypatch.setattr(Page, "image_alt_text_field", "story")
+    (message,) = check_model(Page)
+    assert message.id == "page_images.E081"
+    assert "'story'" in message.msg
+    monkeypatch.setattr(Page, "image_alt_text_field", "nope")
+    assert [m.id for m in check_model(Page)] == ["page_images.E081"]
+    monkeypatch.setattr(Page, "image_alt_text_field", "image_text")  # a TextField will do
+    assert check_model(Page) == []
+
+
+@pytest.mark.parametrize(
+    "alt_text",
+    [
+        "yes",
+        {"MODLE": "openai/gpt-4o-mini"},
+        {"MAX_LENGTH": 0},
+        {"TIMEOUT": True},
+        {"PROMPT": " "},
+        {"OPTIONS": ["model"]},
+        {"BACKEND": "nowhere.Backend"},
+        {"BACKEND": "tests.backends.StrictBackend", "OPTIONS": {"color": "red"}},
+    ],
+)
+def test_alt_text_setting_is_checked(alt_text):
+    assert ids({"ALT_TEXT": alt_text}) == ["page_images.E080"]
+
+
+def test_alt_text_settings_that_work():
+    assert ids({"ALT_TEXT": None}) == []
+    assert ids({"ALT_TEXT": {}}) == []
+    litellm = {
+        "BACKEND": "page_images.backends.litellm.LiteLLMBackend",
+        "OPTIONS": {"model": "openai/gpt-image-1"},
+        "ALT_TEXT": {"MODEL": "openai/gpt-4o-mini", "MAX_LENGTH": 125, "TIMEOUT": 20},
+    }
+    assert ids(litellm) == []
+
+
+def test_alt_text_with_nowhere_to_keep_it_is_w060(settings, monkeypatch):
+    settings.PAGE_IMAGES = {"ALT_TEXT": {}}
+    assert check_models() == []
+    monkeypatch.setattr(Page, "image_alt_text_field", None)
+    assert [m.id for m in check_models()] == ["page_images.W080"]
+    settings.PAGE_IMAGES = {}
+    assert check_models() == []

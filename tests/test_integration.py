@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from page_images.testing import Respond
-from tests.support.jobs import assert_picture, generate
+from tests.support.jobs import assert_picture, generate, wait_for
+from tests.testapp.models import Page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -36,3 +37,14 @@ def test_a_model_with_its_own_field_and_prompt_method(poster, provider, litellm_
     assert poster.image_state == "ready"
     assert poster.artwork.name.startswith("posters/")
     assert provider.requests[0].prompt == "Harvest fair sunny"
+
+
+def test_alt_text_follows_the_picture(page, provider, litellm_settings, settings):
+    settings.PAGE_IMAGES = {**litellm_settings, "ALT_TEXT": {"MODEL": "openai/gpt-4o-mini"}}
+    provider.push_description(Respond.text("A red square, nothing else"))
+    generate(page)
+    assert_picture(page)
+    wait_for(lambda: Page.objects.get(pk=page.pk).image_alt)  # a real worker writes it later
+    assert Page.objects.get(pk=page.pk).image_alt == "A red square, nothing else"
+    (call,) = provider.description_requests
+    assert call.body["model"] == "gpt-4o-mini"

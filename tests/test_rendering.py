@@ -96,7 +96,8 @@ def test_a_key_with_markup_is_escaped_quoted_and_keyed(editor, make_page):
 
 
 def test_a_prompt_with_markup_is_text(editor, make_page):
-    page = make_page('<script>alert("x")</script>', image="page_images/x.png")
+    markup = '<script>alert("x")</script>'
+    page = make_page(markup, image="page_images/x.png", image_alt=markup)
     html_ = render("{% page_image p %}", editor, p=page)
     assert "<script>" not in html_
     assert 'alt="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"' in html_
@@ -140,8 +141,8 @@ def test_a_projects_own_templates_win(editor, make_page, settings):
             },
         }
     ]
-    ready = make_page("<b>fox</b>", image="page_images/x.png")
-    empty = make_page()
+    ready = make_page("<b>fox</b>", image="page_images/x.png", image_alt="<b>fox</b>")
+    empty = make_page(image_alt="A red fox jumps over a sleeping dog at dawn")
     html_ = render(
         "{% for p in pages %}{% include 'card.html' %}{% endfor %}", editor, pages=[ready, empty]
     )
@@ -393,6 +394,7 @@ def test_a_picture_gets_its_width_and_height_from_the_fields_that_store_them(edi
 
         image_field_name = "photo"
         image_prompt_field = "caption"
+        image_alt_text_field = "caption"
 
         class Meta:
             app_label = "testapp"
@@ -411,8 +413,9 @@ def test_a_picture_gets_its_width_and_height_from_the_fields_that_store_them(edi
 
 
 def test_a_picture_without_stored_dimensions_keeps_its_own_size(editor, make_page):
-    html_ = render("{% page_image p %}", editor, p=make_page(image="page_images/x.png"))
-    assert 'alt="A red fox jumps over a sleeping dog at dawn">' in html_
+    page = make_page(image="page_images/x.png", image_alt="A red fox asleep")
+    html_ = render("{% page_image p %}", editor, p=page)
+    assert 'alt="A red fox asleep">' in html_
 
 
 LABEL = '<span class="page-images-label">AI-generated</span>'

@@ -57,6 +57,7 @@ def test_container_states(editor, page):
     assert "Refused" in html
     assert "Try again" in html
     page.image_error, page.image = "", "page_images/x.png"
+    page.image_alt = "A red fox mid-leap over a dog asleep in the grass"
     html, _ = render("{% page_image page %}", editor, page=page)
     assert '<img class="page-images-image" src="/media/page_images/x.png" alt="A red fox' in html
 

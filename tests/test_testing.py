@@ -213,7 +213,7 @@ def test_requests_are_recorded(fake):
 
 
 def test_unknown_paths_and_bad_bodies(fake):
-    post = requests.post(f"{fake.url}/v1/chat/completions", json={}, timeout=10)
+    post = requests.post(f"{fake.url}/v1/embeddings", json={}, timeout=10)
     assert (post.status_code, "error" in post.json()) == (404, True)
     assert requests.get(f"{fake.url}/files/nope.png", timeout=10).status_code == 404
     assert requests.get(f"{fake.url}/", timeout=10).status_code == 404
@@ -477,3 +477,68 @@ def test_the_dev_server_stops_cleanly_on_ctrl_c(capsys):
     assert f"127.0.0.1:{port}" in capsys.readouterr().out
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 1):
         pass  # stopped: the port is free again
+
+
+def describe(provider: FakeImageProvider, timeout: float = 10) -> requests.Response:
+    return requests.post(
+        f"{provider.api_base}/chat/completions",
+        json={
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "plain text is not a part"},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Describe it"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+                    ],
+                },
+            ],
+        },
+        timeout=timeout,
+    )
+
+
+def test_the_chat_endpoint_describes(fake):
+    answer = describe(fake).json()
+    assert answer["choices"][0]["message"]["content"] == FakeImageProvider.DESCRIPTION
+    assert answer["model"] == "gpt-4o-mini"
+    fake.push_description(Respond.text("A fox"), Respond.content_policy())
+    assert describe(fake).json()["choices"][0]["message"]["content"] == "A fox"
+    refused = describe(fake)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "content_policy_violation"
+    (call, *_) = fake.description_requests
+    assert (call.text, call.image_urls) == ("Describe it", ["data:image/png;base64,AA=="])
+    assert fake.generation_calls == 0  # kept apart from the image calls
+    fake.push_description(Respond.rate_limited())
+    fake.reset()
+    assert fake.description_requests == []
+    assert describe(fake).status_code == 200
+
+
+def test_a_description_of_ones_own():
+    with FakeImageProvider(description="Ein Quadrat") as provider:
+        provider.push_description(Respond.hang(0.1))
+        assert describe(provider).json()["choices"][0]["message"]["content"] == "Ein Quadrat"
+
+
+def test_stop_ends_a_hanging_description():
+    provider = FakeImageProvider().start()
+    provider.push_description(Respond.hang(60))
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(describe(provider, timeout=30))
+        except requests.RequestException as error:
+            outcome.append(error)
+
+    client = threading.Thread(target=call, daemon=True)
+    client.start()
+    deadline = time.monotonic() + 5
+    while not provider.description_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    provider.stop()
+    client.join(5)
+    assert isinstance(outcome[0], requests.ConnectionError)

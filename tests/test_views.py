@@ -341,7 +341,7 @@ def test_fragment_refuses_bad_references(db):
     "Rendered as text (&lt;script&gt;), never as markup.",
 )
 def test_prompt_with_script_is_escaped_everywhere(editor, make_page):
-    page = make_page('<script>alert("x")</script>')
+    page = make_page('<script>alert("x")</script>', image_alt='<script>alert("x")</script>')
     page.image = "page_images/x.png"
     page.save()
     html = (

@@ -5,7 +5,8 @@ LocalBackend, and the file event bus. Two environment variables switch it to pro
 
 - REDIS_URL=redis://127.0.0.1:6379/0: Celery, the event bus and the cache on Redis;
 - PAGE_IMAGES_MODEL=openai/gpt-image-1 (with OPENAI_API_KEY, or PAGE_IMAGES_API_BASE for the fake
-  provider): real pictures through LiteLLM.
+  provider): real pictures through LiteLLM; PAGE_IMAGES_ALT_MODEL=openai/gpt-4o-mini beside it
+  writes their alt text with that vision model (without LiteLLM, LocalBackend names the colours).
 """
 
 from __future__ import annotations
@@ -118,11 +119,14 @@ if os.environ.get("PAGE_IMAGES_MODEL"):
     if os.environ.get("PAGE_IMAGES_API_KEY"):
         _options["api_key"] = os.environ["PAGE_IMAGES_API_KEY"]
     BACKEND, OPTIONS = "page_images.backends.litellm.LiteLLMBackend", _options
+    _alt_model = os.environ.get("PAGE_IMAGES_ALT_MODEL")
+    ALT_TEXT: dict[str, str] | None = {"MODEL": _alt_model} if _alt_model else None
 else:
     # Two seconds of "generating" so the waiting state can be seen; prompts with "forbidden" in
     # them are refused like a provider's content policy, to show the error state and its retry.
     BACKEND = "page_images.backends.local.LocalBackend"
     OPTIONS = {"delay": float(os.environ.get("DEMO_DELAY", "2")), "refuse_words": ["forbidden"]}
+    ALT_TEXT = {}
 
 PAGE_IMAGES = {
     "BACKEND": BACKEND,
@@ -133,6 +137,10 @@ PAGE_IMAGES = {
     "RATE_LIMIT": None,
     # The demo shows the label that may go with a generated picture (off by default).
     "AI_LABEL": True,
+    # Alt text for every new picture: with LocalBackend, its colours, named from the pixels; with
+    # a vision model (PAGE_IMAGES_ALT_MODEL, say openai/gpt-4o-mini), a real description in the
+    # site's language. Editors change it in the admin; their own words are never overwritten.
+    "ALT_TEXT": ALT_TEXT,
 }
 # The editor's tools (docs/editing.md): the chip opens a prompt panel with styles and shapes, two
 # candidates wait for the editor's choice, and a picture offers Regenerate and Earlier pictures.

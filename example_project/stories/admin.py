@@ -8,7 +8,7 @@ from stories.models import Page, Story
 
 class PageInline(admin.TabularInline):
     model = Page
-    fields = ["number", "image_text", "image"]
+    fields = ["number", "image_text", "image", "image_alt"]
     extra = 0
 
 

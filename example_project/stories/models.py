@@ -23,8 +23,16 @@ class Page(ImageGeneratingMixin, models.Model):
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="pages")
     number = models.PositiveIntegerField()
     image_text = models.TextField(help_text="What the illustration should show.")
+    image_alt = models.TextField(
+        "alt text",
+        max_length=250,
+        blank=True,
+        help_text="What the picture shows, for those who cannot see it. Written for each new "
+        "picture unless you write your own.",
+    )
 
     image_prompt_field = "image_text"
+    image_alt_text_field = "image_alt"
 
     class Meta:
         ordering = ["story", "number"]

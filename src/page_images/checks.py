@@ -4,7 +4,7 @@ Ids are never reused. E0xx are errors (the app cannot work), W0xx warnings (it w
 probably not as intended). E02x/W02x belong to LiteLLMBackend, E03x to LocalBackend, E04x/W04x
 to the event buses, W05x to Celery's configuration as the click sees it, E06x to the editor's
 tools (the prompt panel, presets, aspect ratios, review and the pictures kept), E07x/W07x to the
-price table and the quotas.
+price table and the quotas, E08x/W08x to alt text.
 
 ``PageImagesConfig.ready()`` registers them, with tags, so this module is imported in every web
 process's ``django.setup()``. What only a check needs (the event buses, the rate parser, Celery) is
@@ -25,8 +25,8 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.module_loading import import_string
 
-from page_images.backends import build_backend
-from page_images.conf import DEFAULTS, SETTING_NAME, parse_ratio, parse_size
+from page_images.backends import build_backend, describer_config
+from page_images.conf import ALT_TEXT_DEFAULTS, DEFAULTS, SETTING_NAME, parse_ratio, parse_size
 from page_images.exceptions import PageImagesConfigurationError, UnsupportedAspectRatioError
 from page_images.models import ImageGeneratingMixin, image_generating_models
 
@@ -69,15 +69,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         ]
     merged = {**DEFAULTS, **raw}
     messages: list[CheckMessage] = []
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        messages.append(
-            _error(
-                f"{SETTING_NAME} has unknown keys: {', '.join(unknown)}.",
-                "page_images.E002",
-                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-            )
-        )
+    messages += _check_keys(SETTING_NAME, raw, DEFAULTS, "page_images.E002")
     messages += _check_numbers(merged)
     messages += _check_switches(merged)
     messages += _check_size(merged["SIZE"])
@@ -90,7 +82,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += check_events(merged["EVENTS"])
     messages += _check_costs(merged)
     messages += check_editing(merged)
+    messages += _check_alt_text(merged["ALT_TEXT"])
     return messages
+
+
+def _check_keys(
+    where: str, given: dict[str, Any], known: dict[str, Any], check_id: str
+) -> list[CheckMessage]:
+    """Typos: keys of the dict ``where`` that this version does not know."""
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return []
+    return [
+        _error(
+            f"{where} has unknown keys: {', '.join(unknown)}.",
+            check_id,
+            hint=f"Known keys: {', '.join(sorted(known))}.",
+        )
+    ]
 
 
 def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -407,15 +416,63 @@ def _check_ratios(merged: dict[str, Any]) -> list[CheckMessage]:
     return messages
 
 
+def _check_alt_text(config: Any) -> list[CheckMessage]:
+    """``ALT_TEXT``: None, or a dict of known keys whose describer can be built (E080)."""
+    key = f"{SETTING_NAME}['ALT_TEXT']"
+    if config is None:
+        return []
+    if not isinstance(config, dict):
+        return [
+            _error(
+                f"{key} must be None or a dict, not {type(config).__name__}.", "page_images.E080"
+            )
+        ]
+    messages: list[CheckMessage] = []
+    messages += _check_keys(key, config, ALT_TEXT_DEFAULTS, "page_images.E080")
+    merged = {**ALT_TEXT_DEFAULTS, **config}
+    for number in ("MAX_LENGTH", "TIMEOUT"):
+        value = merged[number]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            messages.append(
+                _error(
+                    f"{key}['{number}'] must be a positive number, not {value!r}.",
+                    "page_images.E080",
+                )
+            )
+    if not isinstance(merged["PROMPT"], str) or not merged["PROMPT"].strip():
+        messages.append(_error(f"{key}['PROMPT'] must be a non-empty string.", "page_images.E080"))
+    if not isinstance(merged["OPTIONS"], dict):
+        messages.append(_error(f"{key}['OPTIONS'] must be a dict.", "page_images.E080"))
+    if messages:
+        return messages
+    try:
+        build_backend(*describer_config(merged), where=key)
+    except PageImagesConfigurationError as exc:
+        return [_error(str(exc), "page_images.E080")]
+    return []
+
+
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for model in image_generating_models():
+    found = image_generating_models()
+    for model in found:
         messages += check_model(model)
+    merged = _merged()
+    if merged and merged["ALT_TEXT"] is not None and not any(m.image_alt_text_field for m in found):
+        # Set on purpose and silently doing nothing: alt text is written only into a named field.
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['ALT_TEXT'] is set, but no model names an image_alt_text_field: "
+                "no alt text will be written.",
+                hint="Add a text field for the alt text and name it in image_alt_text_field.",
+                id="page_images.W080",
+            )
+        )
     return messages
 
 
 def check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
-    """The messages about one model that uses the mixin (E010 to E012)."""
+    """The messages about one model that uses the mixin (E010 to E012, E081)."""
     messages: list[CheckMessage] = []
     try:
         field = model._meta.get_field(model.image_field_name)
@@ -452,7 +509,30 @@ def check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
                 id="page_images.E011",
             )
         )
+    messages += _check_alt_text_field(model)
     return messages
+
+
+def _check_alt_text_field(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
+    name = model.image_alt_text_field
+    if not name:
+        return []
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        field = None
+    if isinstance(field, (models.CharField, models.TextField)):
+        return []
+    return [
+        Error(
+            f"image_alt_text_field = {name!r} is not a CharField or TextField of "
+            f"{model._meta.label}.",
+            hint="Add a text field for the alt text (blank=True), or set image_alt_text_field "
+            "to None.",
+            obj=model,
+            id="page_images.E081",
+        )
+    ]
 
 
 #: Broker URL schemes served by kombu's Redis transport, whose sockets wait forever by default.

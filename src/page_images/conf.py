@@ -103,6 +103,30 @@ DEFAULTS: dict[str, Any] = {
     # Pictures and money allowed per user and for the whole site, per calendar day or month in
     # TIME_ZONE (docs/costs.md): {"per_user": {"day": 20, "month_usd": "10.00"}, "site": {...}}.
     "QUOTAS": {},
+    # Alt text written for each new picture (docs/alt-text.md): None writes none; a dict such as
+    # {"MODEL": "openai/gpt-4o-mini"} asks a vision model through the backend (ALT_TEXT_DEFAULTS).
+    "ALT_TEXT": None,
+}
+
+#: The keys of ``PAGE_IMAGES["ALT_TEXT"]`` and their defaults.
+ALT_TEXT_DEFAULTS: dict[str, Any] = {
+    # The backend that describes the picture; None: the image backend's (its OPTIONS inherited).
+    "BACKEND": None,
+    # The vision model, given to the backend as its "model" option; None: the backend's own.
+    "MODEL": None,
+    # Options for the describing backend, over the inherited ones.
+    "OPTIONS": {},
+    # The instruction sent with the picture; {language} and {max_length} are filled in.
+    "PROMPT": (
+        "Write the alt text for this picture, for people who cannot see it, in {language}. "
+        "Say what it shows in plain words, at most {max_length} characters, as one or two "
+        "sentences. Do not begin with 'Image of', 'Picture of' or the like, do not say it is "
+        "generated, and answer with the alt text alone."
+    ),
+    # Longest alt text kept, in characters; a longer answer is cut at a word.
+    "MAX_LENGTH": 250,
+    # Seconds the job waits for a description before it leaves the alt text empty.
+    "TIMEOUT": 30.0,
 }
 
 
@@ -288,6 +312,14 @@ class PageImagesSettings:
         return {
             str(scope): dict(limits) for scope, limits in dict(self.get("QUOTAS") or {}).items()
         }
+
+    @property
+    def ALT_TEXT(self) -> dict[str, Any] | None:
+        """``ALT_TEXT`` with its defaults, or None when no alt text is written (checked by E080)."""
+        value = self.get("ALT_TEXT")
+        if not isinstance(value, dict):
+            return None
+        return {**ALT_TEXT_DEFAULTS, **value}
 
 
 def parse_ratio(value: str) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.apps import apps
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -74,6 +75,10 @@ class ImageGeneratingMixin(models.Model):
     image_field_name: ClassVar[str] = "image"
     #: The name of the field whose text is the prompt; or override :meth:`get_image_prompt`.
     image_prompt_field: ClassVar[str | None] = None
+    #: The name of a CharField or TextField of the model that holds the picture's alt text: the
+    #: templates show it, editors may change it, and the job writes it when ALT_TEXT is set or
+    #: :meth:`describe_image` is overridden. None: the picture is shown as decorative (``alt=""``).
+    image_alt_text_field: ClassVar[str | None] = None
 
     class Meta:
         abstract = True
@@ -97,12 +102,34 @@ class ImageGeneratingMixin(models.Model):
         return "" if value is None else str(value).strip()
 
     def get_image_alt_text(self) -> str:
-        """The ``<img>``'s ``alt``: the prompt, shortened. Override for a better description."""
-        try:
-            prompt = self.get_image_prompt()
-        except PageImagesConfigurationError:
-            prompt = ""
-        return prompt if len(prompt) <= 125 else prompt[:124].rstrip() + "…"
+        """The ``<img>``'s ``alt``: the text in ``image_alt_text_field``, else ``""``.
+
+        Not the prompt: the prompt is the record's own text, usually printed beside the picture,
+        so a screen reader would read the paragraph twice, and it says what was asked for, not
+        what was drawn. An empty ``alt`` marks the picture as decorative, which is what an
+        illustration of the text next to it is until someone (a vision model, the model's own
+        :meth:`describe_image`, an editor) says what it shows. Override for other sources.
+        """
+        if not self.image_alt_text_field:
+            return ""
+        value = getattr(self, self.image_alt_text_field, None)
+        return "" if value is None else str(value).strip()
+
+    def get_image_language(self) -> str:
+        """The language code the alt text is written in: the site's ``LANGUAGE_CODE``.
+
+        Override on a multilingual site whose records each have their own language.
+        """
+        return str(settings.LANGUAGE_CODE)
+
+    def describe_image(self, image_bytes: bytes, *, language: str) -> str | None:
+        """Write this picture's alt text yourself (in ``language``); None asks ALT_TEXT's model.
+
+        Runs in the worker once the picture is stored, for each new picture or candidate, and is
+        given as long as ``ALT_TEXT["TIMEOUT"]``; what it raises is logged and the alt text left
+        empty, never the picture's failure. Return ``""`` for a picture that is decorative.
+        """
+        return None
 
     def can_generate_image(self, user: Any) -> bool:
         """May ``user`` generate this record's image? Override for a rule of the model's own."""

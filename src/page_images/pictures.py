@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import FileField, Q
 
-from page_images import claims
+from page_images import alttext, claims
 from page_images.conf import app_settings
 from page_images.exceptions import StaleClaimError, StorageWriteError
 from page_images.history import Generation, Picture, content_type_of, record_outcome
@@ -94,14 +94,14 @@ def _track(instance: ImageGeneratingMixin, name: str) -> None:
 
 def kept_live(
     instance: ImageGeneratingMixin, name: str, replaced: str, generation: Generation | None
-) -> None:
+) -> Picture:
     """Record a picture the job just made live, and the one it replaced; prune the oldest.
 
     A record's first picture replaced nothing, so nothing can have fallen out of the kept ones:
     a backfill's job pays one INSERT here.
     """
     _track(instance, replaced)
-    Picture.objects.create(
+    picture = Picture.objects.create(
         content_type=content_type_of(instance),
         object_id=str(instance.pk),
         generation=generation,
@@ -110,6 +110,7 @@ def kept_live(
     )
     if replaced:
         prune(instance)
+    return picture
 
 
 def prune(instance: ImageGeneratingMixin) -> list[str]:
@@ -243,6 +244,7 @@ def accept(instance: ImageGeneratingMixin, picture_id: Any) -> bool:
         if picture is None:
             return False
         shown = current_name(instance)
+        previous_alt = alttext.generated_for(instance, shown)
         updated = (
             claims.rows(type(instance), instance.pk, instance._state.db)
             .filter(_showing(instance, shown), image_review=True, image_generating=False)
@@ -250,6 +252,9 @@ def accept(instance: ImageGeneratingMixin, picture_id: Any) -> bool:
         )
         if not updated:
             return False
+        # The candidate's alt text (what the editor saw beside it) goes live with it, unless the
+        # field holds an editor's own words (alttext.publish says when it is ours to write).
+        alttext.publish(instance, picture.name, picture.alt_text, previous=previous_alt)
         _track(instance, shown)
         picture.status = Picture.Status.KEPT
         picture.save(update_fields=["status"])
@@ -310,6 +315,7 @@ def restore(instance: ImageGeneratingMixin, picture_id: Any) -> bool:
     shown = current_name(instance)
     if picture is None or picture.name == shown:
         return False
+    previous_alt = alttext.generated_for(instance, shown)
     updated = (
         claims.rows(type(instance), instance.pk, instance._state.db)
         .filter(_showing(instance, shown), image_generating=False)
@@ -317,6 +323,7 @@ def restore(instance: ImageGeneratingMixin, picture_id: Any) -> bool:
     )
     if not updated:
         return False
+    alttext.publish(instance, picture.name, picture.alt_text, previous=previous_alt)
     _track(instance, shown)
     setattr(instance, image_field(instance).attname, picture.name)
     instance.image_error = ""

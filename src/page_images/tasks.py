@@ -23,7 +23,7 @@ from django.core.files.base import ContentFile
 from django.db import connections
 from pydantic import BaseModel, ConfigDict
 
-from page_images import claims, history, pictures, pricing, signals
+from page_images import alttext, claims, history, pictures, pricing, signals
 from page_images.backends import get_backend
 from page_images.backends.base import GeneratedImage, ImageRequest
 from page_images.conf import app_settings, parse_size
@@ -197,8 +197,9 @@ def _generate_and_store(
     model_name = results[0].model or type(backend).__name__
     outcome = {"prompt": prompt, "model": model_name, "provider_cost": _total_cost(results)}
     outcome["cost"] = pricing.price(model_name, request.size, request.quality, len(images))
+    previous_alt = ""  # the alt text generated for the picture a live picture replaces
     if generation is not None and generation.review:
-        pictures.store_candidates(instance, files, token=token, generation=generation)
+        stored = pictures.store_candidates(instance, files, token=token, generation=generation)
         history.record_outcome(
             type(instance), instance.pk, token, history.Generation.Status.REVIEW, **outcome
         )
@@ -212,11 +213,15 @@ def _generate_and_store(
         claims.notify(instance)
     else:
         replaced = pictures.current_name(instance)
+        if alttext.wanted(type(instance)):
+            previous_alt = alttext.generated_for(instance, replaced)
         claims.set_image_and_notify(instance, files[0], token=token, image=results[0])
         history.record_outcome(
             type(instance), instance.pk, token, history.Generation.Status.DONE, **outcome
         )
-        pictures.kept_live(instance, pictures.current_name(instance), replaced, generation)
+        stored = [
+            pictures.kept_live(instance, pictures.current_name(instance), replaced, generation)
+        ]
     logger.info(
         "Image made for %s by %s (%d pictures, %d bytes, cost %s)",
         instance.image_reference,
@@ -225,6 +230,11 @@ def _generate_and_store(
         sum(len(image.content) for image in images),
         outcome["provider_cost"],
     )
+    # Only now, the picture stored and announced: the editor sees it first, and a description
+    # that fails or takes too long (ALT_TEXT["TIMEOUT"]) leaves the alt text empty, nothing else.
+    if alttext.wanted(type(instance)):
+        _close_db_connections()  # a description takes seconds: hold no connection meanwhile
+        alttext.write(instance, stored, images[: len(stored)], previous=previous_alt)
 
 
 @shared_task(bind=True, name=WORKFLOW, pydantic=True)

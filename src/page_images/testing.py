@@ -1,10 +1,12 @@
-"""A fake image provider for tests: a real HTTP server on 127.0.0.1 speaking the OpenAI images API.
+"""A fake image provider for tests: a real HTTP server on 127.0.0.1 speaking the OpenAI images API,
+and its chat completions API for the vision model that writes alt text.
 
 Why a server and not a mock: the claim "generation works" covers LiteLLM's request building, the
 OpenAI SDK's HTTP client, its error mapping and our safe download, and only real HTTP exercises
 them. Point ``LiteLLMBackend`` at :attr:`FakeImageProvider.api_base` and LiteLLM runs unchanged.
 Tell it how to answer with :meth:`FakeImageProvider.push` (one answer per call, in order) or
-:attr:`FakeImageProvider.default`.
+:attr:`FakeImageProvider.default`; descriptions (``POST /v1/chat/completions``) likewise with
+:meth:`FakeImageProvider.push_description` and :attr:`FakeImageProvider.description`.
 """
 
 from __future__ import annotations
@@ -60,12 +62,33 @@ class ReceivedRequest:
     def prompt(self) -> str:
         return str(self.body.get("prompt", ""))
 
+    @property
+    def text(self) -> str:
+        """A chat request's text parts, joined: the instruction a describer sent."""
+        parts = [
+            part.get("text", "")
+            for message in self.body.get("messages", [])
+            for part in (message.get("content") if isinstance(message.get("content"), list) else [])
+            if isinstance(part, dict) and part.get("type") == "text"
+        ]
+        return "\n".join(parts)
+
+    @property
+    def image_urls(self) -> list[str]:
+        """A chat request's image parts: the ``data:`` URIs of the pictures to describe."""
+        return [
+            str(part.get("image_url", {}).get("url", ""))
+            for message in self.body.get("messages", [])
+            for part in (message.get("content") if isinstance(message.get("content"), list) else [])
+            if isinstance(part, dict) and part.get("type") == "image_url"
+        ]
+
 
 @dataclass(frozen=True)
 class Behaviour:
     """How to answer one generation call; frozen so one value can be pushed many times."""
 
-    kind: str  # "b64", "url" or "error"
+    kind: str  # "b64", "url", "text" or "error"
     status: int = 200
     content: bytes | None = None
     error: dict[str, Any] | None = None
@@ -73,6 +96,8 @@ class Behaviour:
     redirect_to: str | None = None
     drip: tuple[int, float] | None = None
     hang: float = 0.0
+    #: A description's text (kind "text"); None: the provider's :attr:`description`.
+    text: str | None = None
 
 
 class Respond:
@@ -101,6 +126,11 @@ class Respond:
             redirect_to=redirect_to,
             drip=drip,
         )
+
+    @staticmethod
+    def text(text: str) -> Behaviour:
+        """200 from the chat endpoint with ``text`` as the description ("" for an empty one)."""
+        return Behaviour("text", text=text)
 
     @staticmethod
     def error(
@@ -141,7 +171,8 @@ class Respond:
 
     @staticmethod
     def hang(seconds: float) -> Behaviour:
-        """Answer like :meth:`b64` after ``seconds``; ``stop()`` ends the wait: no slow teardown."""
+        """Answer like :meth:`b64` (or, to a description, with the default text) after
+        ``seconds``; ``stop()`` ends the wait: no slow teardown."""
         return Behaviour("b64", hang=seconds)
 
     @staticmethod
@@ -158,6 +189,8 @@ class Respond:
 class _State:
     queue: list[Behaviour] = field(default_factory=list)
     requests: list[ReceivedRequest] = field(default_factory=list)
+    description_queue: list[Behaviour] = field(default_factory=list)
+    description_requests: list[ReceivedRequest] = field(default_factory=list)
     files: dict[str, tuple[bytes, Behaviour]] = field(default_factory=dict)
     file_requests: int = 0
     connections: set[socket.socket] = field(default_factory=set)
@@ -181,13 +214,23 @@ class _Server(ThreadingHTTPServer):
 class FakeImageProvider:
     """``with FakeImageProvider() as provider:`` serves on ``provider.api_base`` in the block."""
 
+    #: What the chat endpoint describes every picture as, unless told otherwise.
+    DESCRIPTION = "A plain square of a single colour"
+
     def __init__(
-        self, *, image_size: tuple[int, int] = (64, 64), latency: float = 0.0, port: int = 0
+        self,
+        *,
+        image_size: tuple[int, int] = (64, 64),
+        latency: float = 0.0,
+        port: int = 0,
+        description: str = DESCRIPTION,
     ) -> None:
         self.image_size = image_size
         self.latency = latency
         self.port = port
         self.default: Behaviour = Respond.b64()
+        #: The answer to a description request when none was pushed.
+        self.description: Behaviour = Respond.text(description)
         self._state = _State()
         self._server: _Server | None = None
         self._url: str | None = None
@@ -246,18 +289,33 @@ class FakeImageProvider:
         with self._state.lock:
             return self._state.file_requests
 
+    @property
+    def description_requests(self) -> list[ReceivedRequest]:
+        """The chat (describe) requests, in order: kept apart from :attr:`requests`."""
+        with self._state.lock:
+            return list(self._state.description_requests)
+
     def push(self, *behaviours: Behaviour) -> None:
         with self._state.lock:
             self._state.queue.extend(behaviours)
+
+    def push_description(self, *behaviours: Behaviour) -> None:
+        """Answers for the next description requests, in order: :meth:`Respond.text`, an error,
+        :meth:`Respond.hang`."""
+        with self._state.lock:
+            self._state.description_queue.extend(behaviours)
 
     def reset(self) -> None:
         """Back to a fresh provider without a new port, for a fixture shared by several tests."""
         with self._state.lock:
             self._state.queue.clear()
             self._state.requests.clear()
+            self._state.description_queue.clear()
+            self._state.description_requests.clear()
             self._state.files.clear()
             self._state.file_requests = 0
         self.default = Respond.b64()
+        self.description = Respond.text(self.DESCRIPTION)
         self.latency = 0.0
 
 
@@ -312,7 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         state = self.owner._state
-        if urlsplit(self.path).path.rstrip("/") != "/v1/images/generations":
+        path = urlsplit(self.path).path.rstrip("/")
+        if path not in ("/v1/images/generations", "/v1/chat/completions"):
             return self._error(404, "Not found")
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
@@ -322,6 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(parsed, dict):
             return self._error(400, "The body must be a JSON object")
         request = ReceivedRequest(self.path, parsed, dict(self.headers.items()))
+        if path == "/v1/chat/completions":
+            return self._describe(request)
         with state.lock:
             state.requests.append(request)
             behaviour = state.queue.pop(0) if state.queue else self.owner.default
@@ -367,6 +428,39 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             item["b64_json"] = base64.b64encode(content).decode()
         return item
+
+    def _describe(self, request: ReceivedRequest) -> None:
+        """OpenAI's chat completion, whose message is the description: what LiteLLM's
+        ``completion`` reads back from a vision model."""
+        state = self.owner._state
+        with state.lock:
+            state.description_requests.append(request)
+            queue = state.description_queue
+            behaviour = queue.pop(0) if queue else self.owner.description
+        delay = self.owner.latency + behaviour.hang
+        if delay > 0:
+            state.stopping.wait(delay)
+        if state.stopping.is_set():
+            self.close_connection = True
+            return None
+        if behaviour.kind == "error":
+            return self._send(behaviour.status, json.dumps(behaviour.error).encode())
+        text = behaviour.text if behaviour.text is not None else self.owner.description.text
+        answer = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(request.body.get("model", "")),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text or ""},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 12, "total_tokens": 112},
+        }
+        return self._send(200, json.dumps(answer).encode())
 
     def do_GET(self) -> None:
         state = self.owner._state

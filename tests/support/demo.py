@@ -73,6 +73,7 @@ class Demo:
                 "image_error": "''",
                 "image_generating": "0",
                 "image_review": "0",
+                "image_alt": "''",
                 "image_claimed_at": "NULL",
                 "image_started_at": "NULL",
                 "image_claim_token": "NULL",

@@ -21,8 +21,10 @@ class Page(ImageGeneratingMixin, models.Model):
 
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="pages")
     image_text = models.TextField(blank=True)
+    image_alt = models.CharField(max_length=250, blank=True)
 
     image_prompt_field = "image_text"
+    image_alt_text_field = "image_alt"
 
     def __str__(self) -> str:
         return f"Page {self.pk} of {self.story_id}"

@@ -88,7 +88,8 @@ class GeneratedImage:
 
 
 class BaseBackend(ABC):
-    """Subclass this, implement :meth:`generate`, and name the class in ``PAGE_IMAGES["BACKEND"]``.
+    """Subclass this, implement :meth:`generate` (and :meth:`describe` for alt text), and name
+    the class in ``PAGE_IMAGES["BACKEND"]``.
 
     The constructor takes ``PAGE_IMAGES["OPTIONS"]`` as keyword arguments. It must not do I/O or
     import heavy libraries: the web process builds backends for its system checks.
@@ -109,6 +110,17 @@ class BaseBackend(ABC):
         failure fails them all: an editor chooses among a full set, or retries.
         """
         return [self.generate(replace(request, n=1, variant=index)) for index in range(request.n)]
+
+    def describe(self, image: bytes, content_type: str, *, language: str, prompt: str) -> str:
+        """Write alt text for ``image`` (validated bytes of ``content_type``), in ``language``.
+
+        ``prompt`` is the instruction to a vision model, already in words (the language, the
+        length); ``language`` is its code ("de") for a backend that writes the text itself. Raise
+        a :class:`GenerationError` subclass when the provider fails. The default cannot describe:
+        it raises ``NotImplementedError``, and the picture simply gets no alt text, because a
+        picture without alt text is better than a picture late or lost for want of it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot describe pictures")
 
     def size_for(self, aspect_ratio: str, size: tuple[int, int]) -> tuple[int, int]:
         """The size to ask for to draw ``aspect_ratio`` ("3:2") near the area of ``size``.

@@ -50,6 +50,21 @@ ONE_PER_CALL = ("dall-e-3",)
 #: Options the backend itself sets: a site must not override them.
 RESERVED_OPTIONS = frozenset({"prompt", "size", "quality", "n", "max_retries", "num_retries"})
 
+#: Options that mean something to an image endpoint only: a backend built from the image
+#: OPTIONS to describe pictures (ALT_TEXT) does not send them to a chat model, which would refuse.
+IMAGE_ONLY_OPTIONS = frozenset(
+    {
+        "style",
+        "background",
+        "output_format",
+        "output_compression",
+        "moderation",
+        "response_format",
+        "input_fidelity",
+        "partial_images",
+    }
+)
+
 _CONTENT_POLICY = re.compile(
     r"content[_ ]policy|safety system|moderation_blocked|safety_violation", re.I
 )
@@ -118,7 +133,7 @@ def _cost(response: Any) -> Decimal | None:
 
 
 class LiteLLMBackend(BaseBackend):
-    """Calls ``litellm.image_generation``.
+    """Calls ``litellm.image_generation``, and ``litellm.completion`` to write alt text.
 
     Options: ``model`` (required, e.g. ``"openai/gpt-image-1"``), ``api_key``, ``api_base``,
     ``api_version``, ``timeout`` (seconds for one provider call, default 240: keep it under the
@@ -216,6 +231,11 @@ class LiteLLMBackend(BaseBackend):
     def generate(self, request: ImageRequest) -> GeneratedImage:
         return self._call(request, 1)[0]
 
+    def _connection(self) -> dict[str, Any]:
+        """Where and as whom to call: the same for pictures and descriptions."""
+        keys = ("api_key", "api_base", "api_version")
+        return {key: getattr(self, key) for key in keys if getattr(self, key)}
+
     def _call(self, request: ImageRequest, n: int) -> list[GeneratedImage]:
         litellm = import_litellm()
         kwargs: dict[str, Any] = {
@@ -229,14 +249,52 @@ class LiteLLMBackend(BaseBackend):
         }
         if request.quality:
             kwargs["quality"] = request.quality
-        for key in ("api_key", "api_base", "api_version"):
-            if getattr(self, key):
-                kwargs[key] = getattr(self, key)
+        kwargs.update(self._connection())
         try:
             response = litellm.image_generation(**kwargs)
         except Exception as exc:
             raise map_error(exc) from exc
         return self._results(response, n)
+
+    def describe(self, image: bytes, content_type: str, *, language: str, prompt: str) -> str:
+        """Ask the (vision) model for alt text: one chat message with the instruction and the
+        picture as a ``data:`` URI, so the provider never fetches anything from the site."""
+        litellm = import_litellm()
+        data = base64.b64encode(image).decode("ascii")
+        kwargs: dict[str, Any] = {
+            key: value
+            for key, value in self.provider_options.items()
+            if key not in IMAGE_ONLY_OPTIONS and key not in RESERVED_OPTIONS
+        }
+        kwargs.update(
+            model=self.model,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": prompt},
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": f"data:{content_type};base64,{data}"},
+                        },
+                    ],
+                }
+            ],
+            max_retries=0,
+            timeout=self.timeout,
+        )
+        kwargs.update(self._connection())
+        try:
+            response = litellm.completion(**kwargs)
+        except Exception as exc:
+            raise map_error(exc) from exc
+        choices = getattr(response, "choices", None) or []
+        text = getattr(getattr(choices[0], "message", None), "content", None) if choices else None
+        if not isinstance(text, str) or not text.strip():
+            raise PermanentGenerationError(
+                "The model answered without a description.", detail="no message content"
+            )
+        return text.strip()
 
     def _results(self, response: Any, n: int) -> list[GeneratedImage]:
         data = list(getattr(response, "data", None) or [])[:n]

@@ -13,7 +13,7 @@ import io
 import random
 import textwrap
 import time
-from typing import Any
+from typing import Any, cast
 
 from django.core.checks import CheckMessage, Error
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -58,6 +58,52 @@ def paint(prompt: str, width: int, height: int, variant: int = 0) -> bytes:
     return out.getvalue()
 
 
+#: Colour names by hue, from 0 (red) round the wheel: what the describer says it sees.
+_HUES = (
+    (0.04, "red"),
+    (0.11, "orange"),
+    (0.18, "yellow"),
+    (0.45, "green"),
+    (0.54, "teal"),
+    (0.72, "blue"),
+    (0.83, "purple"),
+    (0.95, "pink"),
+    (1.01, "red"),
+)
+
+
+def colour_name(rgb: tuple[int, int, int]) -> str:
+    """The everyday name of a colour: grey, black and white by lightness, others by hue."""
+    hue, lightness, saturation = colorsys.rgb_to_hls(*(channel / 255 for channel in rgb))
+    if lightness < 0.12:
+        return "black"
+    if lightness > 0.92:
+        return "white"
+    if saturation < 0.15:
+        return "grey"
+    name = next(name for limit, name in _HUES if hue < limit)
+    if name == "orange" and lightness < 0.35:
+        return "brown"
+    return name
+
+
+def describe_colours(content: bytes) -> str:
+    """An honest description of a picture from its pixels alone: its two main colours.
+
+    The painter knows no more than this about what it drew, and a picture from anywhere else is
+    described no better, so it says so ("abstract") rather than guessing at subjects.
+    """
+    with Image.open(io.BytesIO(content)) as picture:
+        small = picture.convert("RGB").resize((32, 32))
+    counts: dict[str, int] = {}
+    for count, pixel in small.getcolors(32 * 32) or []:
+        name = colour_name(cast("tuple[int, int, int]", pixel))
+        counts[name] = counts.get(name, 0) + count
+    names = sorted(counts, key=lambda name: (-counts[name], name))[:2]
+    tones = " and ".join(names)
+    return f"An abstract picture in {tones} tones"
+
+
 def _caption(draw: ImageDraw.ImageDraw, prompt: str, width: int, height: int) -> None:
     font_size = max(10, width // 32)
     font = ImageFont.load_default(size=font_size)
@@ -81,6 +127,9 @@ class LocalBackend(BaseBackend):
     Options: ``delay`` (seconds to wait first, so a demo shows the waiting state) and
     ``refuse_words`` (prompts containing any of them are refused like a provider's content policy,
     so a demo and the browser tests can show the error state).
+
+    It also writes alt text (:meth:`describe`), in English, from the pixels alone: never the
+    prompt, which is already on the page and would be read twice.
     """
 
     def __init__(
@@ -112,3 +161,8 @@ class LocalBackend(BaseBackend):
             raise ContentPolicyError(detail=f"LocalBackend refuse_words matched {refused[0]!r}")
         content = paint(request.prompt, request.width, request.height, request.variant)
         return GeneratedImage(content=content, content_type="image/png", model="local")
+
+    def describe(self, image: bytes, content_type: str, *, language: str, prompt: str) -> str:
+        """The picture's main colours, in English whatever ``language``: a placeholder honest
+        enough to ship in a demo, never the prompt."""
+        return describe_colours(image)
