@@ -168,6 +168,15 @@ def own_redis(tmp_path: Any) -> Iterator[Any]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for a module of browser tests (tests/support/demo.py)."""
+    from tests.support.demo import chromium
+
+    with chromium() as opened:
+        yield opened
+
+
 @pytest.fixture
 def published() -> Iterator[list[dict[str, Any]]]:
     """Every task message really handed to a broker during the test (Celery's own signal)."""

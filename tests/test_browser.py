@@ -16,7 +16,6 @@ import pytest
 from tests.reliability import case
 from tests.support.demo import (
     Demo,
-    chromium,
     container,
     demo_stack,
     doc_shot,
@@ -42,12 +41,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 @pytest.fixture
 def demo(stack: Demo) -> str:
     return stack.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

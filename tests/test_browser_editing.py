@@ -15,7 +15,6 @@ import pytest
 from tests.reliability import case
 from tests.support.demo import (
     Demo,
-    chromium,
     container,
     demo_stack,
     doc_shot,
@@ -35,12 +34,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     need_browser()
     with demo_stack(tmp_path_factory.mktemp("demo"), job_seconds=1.5, tools=True) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -275,18 +275,25 @@ def _out_of_date(request: HttpRequest, instance: ImageGeneratingMixin) -> HttpRe
     return _answer(request, instance, 409, _("This changed meanwhile: here is what it shows now."))
 
 
+def _queried_record(request: HttpRequest) -> ImageGeneratingMixin | HttpResponse:
+    """The record a GET's signed ``ref`` names, or the refusal to answer with."""
+    try:
+        return load_record(request.GET.get("ref", ""))
+    except BadReference:
+        return _refusal(400, _("This image is out of date. Reload the page."))
+    except RecordNotFound:
+        return _refusal(404, _(RECORD_GONE))
+
+
 @never_cache
 @require_GET
 def panel(request: HttpRequest) -> HttpResponse:
     """The container as a panel: the prompt to read and edit before sending ("compose"), or the
     record's earlier pictures to restore ("earlier"). Editors only; nothing changes until they
     send it."""
-    try:
-        instance = load_record(request.GET.get("ref", ""))
-    except BadReference:
-        return _refusal(400, _("This image is out of date. Reload the page."))
-    except RecordNotFound:
-        return _refusal(404, _(RECORD_GONE))
+    instance = _queried_record(request)
+    if isinstance(instance, HttpResponse):
+        return instance
     if not can_generate(request.user, instance):
         return _refusal(403, _("You may not generate an image for this record."))
     which = "earlier" if request.GET.get("show") == "earlier" else "compose"
@@ -302,12 +309,9 @@ def fragment(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     who may generate, and to anyone else only the picture of a record the model's default manager
     shows (a row it hides, unpublished or soft-deleted, is "no longer exists" to them).
     """
-    try:
-        instance = load_record(request.GET.get("ref", ""))
-    except BadReference:
-        return _refusal(400, _("This image is out of date. Reload the page."))
-    except RecordNotFound:
-        return _refusal(404, _(RECORD_GONE))
+    instance = _queried_record(request)
+    if isinstance(instance, HttpResponse):
+        return instance
     if not can_generate(request.user, instance) and not (
         type(instance)._default_manager.filter(pk=instance.pk).exists()
     ):
