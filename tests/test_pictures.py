@@ -45,6 +45,15 @@ def test_candidates_put_the_record_in_review_and_leave_the_live_picture(page):
     assert {picture.generation_id for picture in made} == {Generation.objects.get().pk}
 
 
+def test_the_history_says_review_as_soon_as_the_candidates_can_be_accepted(page):
+    # In the candidates' own transaction: an editor who accepts at once finds the row waiting,
+    # and the accept closes it as done (it would otherwise stay "waiting for review" for ever).
+    chosen, _other = in_review(page)
+    assert Generation.objects.get().status == Status.REVIEW
+    assert pictures.accept(page, chosen.pk)
+    assert Generation.objects.get().status == Status.DONE
+
+
 @case(
     "concurrency",
     "A review job whose claim was cancelled or taken over while it stored its candidates",

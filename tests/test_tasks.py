@@ -474,6 +474,14 @@ def test_an_edited_prompt_is_drawn_whatever_the_record_says_meanwhile(page, sett
     assert generation_of(page).prompt == "A grey wolf\n\nIn ink."
 
 
+def test_an_edited_prompt_is_sent_as_the_editor_saw_it_whatever_the_presets_become(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "PRESETS": {"ink": {"prompt": "In ink."}}}
+    token = click(page, prompt="A grey wolf")
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "PRESETS": {"ink": {"prompt": "In oils."}}}
+    run(page, token)
+    assert ScriptedBackend.calls[0].prompt == "A grey wolf\n\nIn ink."
+
+
 @case(
     "storage",
     "The record's text is rewritten while the provider works",

@@ -835,7 +835,12 @@ def test_a_refused_choice_without_a_prompt_answers_with_the_container(
 
 @pytest.mark.parametrize(
     ("setting", "replaced"),
-    [({}, False), ({"REGENERATE": True}, True), ({"REVIEW": True}, True)],
+    [
+        ({}, False),
+        ({"REGENERATE": True}, True),
+        ({"REVIEW": True}, True),
+        ({"VARIANTS": 2}, True),  # candidates to choose from are a review too
+    ],
 )
 def test_replace_is_honoured_only_where_the_site_offers_regenerate(
     editor, page, configure, published, setting, replaced

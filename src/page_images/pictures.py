@@ -152,10 +152,13 @@ def store_candidates(
     *,
     token: uuid.UUID,
     generation: Generation | None,
+    outcome: dict[str, Any] | None = None,
 ) -> list[Picture]:
     """Save the pictures as candidates and put the record in review, if ``token`` still holds.
 
     The live picture is not touched: visitors see what they saw until an editor accepts one.
+    ``outcome`` (the history row's fields) is written as "waiting for review" in the same
+    transaction: an editor who accepts at once must find the row waiting, or it would stay so.
     Like :func:`page_images.claims.set_image_and_notify`, files are written before the row; a
     claim lost meanwhile deletes them again and raises :class:`StaleClaimError`.
     """
@@ -194,6 +197,9 @@ def store_candidates(
                     status=Picture.Status.CANDIDATE,
                 )
                 for name in names
+            )
+            record_outcome(
+                type(instance), instance.pk, token, Generation.Status.REVIEW, **(outcome or {})
             )
     except BaseException:
         delete_files(storage, names)

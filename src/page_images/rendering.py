@@ -46,6 +46,7 @@ from page_images.history import Generation
 from page_images.permissions import can_generate
 from page_images.references import event_key
 from page_images.signer import RecordSigner
+from page_images.specs import reviewing
 
 if TYPE_CHECKING:
     import uuid
@@ -220,7 +221,7 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "discard_url": _safe_if_plain(reverse("page_images:discard")),
             "restore_url": _safe_if_plain(reverse("page_images:restore")),
             "prompt_panel": app_settings.PROMPT_PANEL,
-            "regenerate": app_settings.REGENERATE or app_settings.REVIEW,
+            "regenerate": app_settings.REGENERATE or reviewing(),
             "next": request.get_full_path() if request is not None else "",
             "chip_label": _CHIP_LABEL,
             "retry_label": _RETRY_LABEL,

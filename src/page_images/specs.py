@@ -89,6 +89,11 @@ def with_preset(prompt: str, preset: dict[str, Any]) -> str:
     return f"{prompt}\n\n{words}"
 
 
+def reviewing() -> bool:
+    """Whether new pictures wait for an editor's choice: REVIEW, or more than one to choose."""
+    return app_settings.REVIEW or app_settings.VARIANTS > 1
+
+
 def preset_label(name: str, preset: dict[str, Any]) -> str:
     return str(preset.get("label") or name)
 
@@ -150,5 +155,5 @@ def build_spec(
         size=size,
         quality=None if quality is None else str(quality),
         variants=variants,
-        review=app_settings.REVIEW or variants > 1,
+        review=reviewing(),
     )

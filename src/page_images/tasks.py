@@ -118,12 +118,11 @@ def _make_picture(
 
 
 def _prompt(instance: ImageGeneratingMixin, generation: Generation | None) -> str:
-    """What to draw in this attempt: the editor's prompt as sent, or the record's as it is now
-    (a retry after the text changed draws the new text), with the preset's words."""
+    """What to draw in this attempt: the editor's prompt exactly as sent, or the record's as it
+    is now (a retry after the text changed draws the new text) with the preset's words."""
     if generation is not None and generation.prompt_edited:
-        own = generation.subject
-    else:
-        own = record_prompt(instance)
+        return generation.prompt
+    own = record_prompt(instance)
     if not own:
         return ""
     preset = app_settings.PRESETS.get(generation.preset, {}) if generation is not None else {}
@@ -199,9 +198,8 @@ def _generate_and_store(
     outcome["cost"] = pricing.price(model_name, request.size, request.quality, len(images))
     previous_alt = ""  # the alt text generated for the picture a live picture replaces
     if generation is not None and generation.review:
-        stored = pictures.store_candidates(instance, files, token=token, generation=generation)
-        history.record_outcome(
-            type(instance), instance.pk, token, history.Generation.Status.REVIEW, **outcome
+        stored = pictures.store_candidates(
+            instance, files, token=token, generation=generation, outcome=outcome
         )
         signals.send(
             signals.generation_succeeded,

@@ -36,6 +36,7 @@ from page_images.permissions import can_generate
 from page_images.queueing import request_generation
 from page_images.references import BadReference, RecordNotFound, load_record
 from page_images.rendering import container_context
+from page_images.specs import reviewing
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -171,7 +172,7 @@ def trigger(request: HttpRequest) -> HttpResponse:
     prompt = form.get("prompt") if app_settings.PROMPT_PANEL else None
     # "Regenerate" replaces a picture on purpose; the chip never does (a click that loses the
     # race to a landing picture shows that picture rather than paying for a second one).
-    replace = form.get("replace") == "1" and (app_settings.REGENERATE or app_settings.REVIEW)
+    replace = form.get("replace") == "1" and (app_settings.REGENERATE or reviewing())
     try:
         token = request_generation(
             instance,

@@ -43,9 +43,7 @@ def claimed_generation(instance: Any, **fields: Any) -> tuple[uuid.UUID, Generat
 def in_review(instance: Any, count: int = 2) -> list[Picture]:
     """``instance`` with ``count`` candidates waiting, stored the way a review job stores them."""
     token, row = claimed_generation(instance)
-    made = pictures.store_candidates(instance, files(count), token=token, generation=row)
-    Generation.objects.filter(pk=row.pk).update(status=Generation.Status.REVIEW)
-    return made
+    return pictures.store_candidates(instance, files(count), token=token, generation=row)
 
 
 def kept(instance: Any, name: str) -> Picture:
