@@ -186,3 +186,39 @@ def test_the_panel_counts_down_the_quota_and_a_click_past_it_is_refused(
         assert container(tab, 2).get_attribute("data-state") == "empty"
         doc_shot(article(tab, 2), "editing-6-quota")
         assert quota_stack.image_of(record_id(tab, 2)) == ""
+
+
+def test_the_editors_tools_work_in_the_admins_change_form(page: Any, stack: Demo) -> None:
+    # The same container in the admin: the prompt panel, the review of two candidates, the
+    # choice, then Regenerate and Discard; the change form is never saved or reloaded.
+    index = 4
+    url = f"{stack.url}/admin/stories/page/{record_id(page, index)}/change/"
+    page.goto(url)
+    page.evaluate("window.__noReload = 'still here'")
+
+    def box() -> Any:
+        return page.locator(".field-page_image_container .page-images")
+
+    box().get_by_role("button", name="Generate image").click()
+    box().locator(".page-images-prompt").wait_for()
+    box().get_by_label("Style").select_option("poster")
+    box().get_by_role("button", name="Generate 2 images").click()
+    box().locator(".page-images-candidate").nth(1).wait_for()
+    doc_shot(page.locator("fieldset.module").first, "editing-7-admin-review")
+    box().get_by_role("button", name="Use picture 2").click()
+    picture = box().locator("img.page-images-image")
+    picture.wait_for()
+    live = picture.get_attribute("src")
+    assert stack.image_of(record_id_from(url)) in str(live)
+    box().get_by_role("button", name="Regenerate").click()
+    box().get_by_role("button", name="Generate 2 images").click()
+    box().locator(".page-images-candidate").nth(1).wait_for()
+    box().get_by_role("button", name="Discard").click()
+    box().locator("img.page-images-image").wait_for()
+    assert box().locator("img.page-images-image").get_attribute("src") == live
+    assert page.evaluate("window.__noReload") == "still here"
+    assert page.url == url
+
+
+def record_id_from(change_url: str) -> str:
+    return change_url.rstrip("/").split("/")[-2]

@@ -363,6 +363,14 @@ def test_provenance_off_leaves_every_picture_alone(settings):
     assert mark_ai_generated(image, validate=never) is image
 
 
+def decoded(content: bytes) -> object:
+    """Every frame's pixels, or the error that stopped the decoding."""
+    try:
+        return pixels(content)
+    except OSError as exc:
+        return type(exc).__name__
+
+
 @given(
     variant=st.sampled_from(sorted(VARIANTS)),
     edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
@@ -383,5 +391,7 @@ def test_whatever_intake_accepts_comes_out_as_it_was_or_marked_with_the_same_pix
     marked = mark_ai_generated(image, validate=validate_image)
     event("marked" if marked is not image else "kept")
     if marked is not image:
-        assert pixels(marked.content) == pixels(image.content)
+        # Intake decodes an animation's first frame only, so a later frame may be damaged in
+        # both: then both must fail alike.
+        assert decoded(marked.content) == decoded(image.content)
         assert xmp_properties(marked.content)["DigitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
