@@ -3,8 +3,10 @@
 The mixin owns the bookkeeping that makes "nothing is ever stuck" possible: ``image_generating`` is
 the seed's flag, and beside it the claim's start time (so a dead job's claim can be recognised as
 stale), a claim token (so a stale job can never overwrite a newer picture) and the last error in
-words an editor can act on. The app itself has no concrete models and no migrations; the host's
-model gets these columns in its own migration.
+words an editor can act on, and whether candidates wait for an editor's choice. The host's model
+gets these columns in its own migration. The app's own tables, the history of every generation
+and the files it made, live in :mod:`page_images.history` (with the app's migrations) and are
+found by Django through this module.
 """
 
 from __future__ import annotations
