@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -166,6 +167,24 @@ def own_redis(tmp_path: Any) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _close_a_stray_event_loop() -> Iterator[None]:
+    """Close an event loop a test left set on the main thread, once the test is over.
+
+    LiteLLM's synchronous calls (``ServiceLogging._sync_dispatch_loop``) ask for the thread's
+    event loop, which creates and sets one on the main thread that nothing closes; when a later
+    test's ``asyncio.run`` replaces it, the collector reports the unclosed loop and its socket
+    pair (``ResourceWarning``) in whichever test runs then. (A worker calls LiteLLM on threads of
+    its own, which get no such loop.)
+    """
+    yield
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    loop = getattr(local, "_loop", None)
+    if loop is not None and not loop.is_running() and not loop.is_closed():
+        loop.close()
+        asyncio.set_event_loop(None)
 
 
 @pytest.fixture(scope="module")
