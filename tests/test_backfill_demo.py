@@ -33,7 +33,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 def backfill(stack: Demo, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DEMO_STATE_DIR": str(stack.state)}
+    # The demo's settings as its stack has them (the plain chip): the command builds what each
+    # generation asks for (variants, review) in its own process, from its own settings.
+    env = {**os.environ, "DEMO_STATE_DIR": str(stack.state), "DEMO_EDITOR_TOOLS": "0"}
     for name in ("DJANGO_SETTINGS_MODULE", "DEMO_DATABASE", "PAGE_IMAGES_MODEL", "REDIS_URL"):
         env.pop(name, None)
     return subprocess.Popen(
