@@ -294,6 +294,13 @@ def test_the_action_stops_at_the_quota_check(client, page, published, monkeypatc
     assert published == []
 
 
+def test_the_action_refuses_past_the_users_quota(client, page, published, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "QUOTAS": {"per_user": {"day": 0}}}
+    [message] = act(client, [page.pk])
+    assert "today" in message
+    assert published == []
+
+
 def test_the_action_with_nothing_to_do_warns(client, make_page, published):
     pictured = with_picture(make_page("pictured"))
     assert act(client, [pictured.pk]) == ["Queued 0 images. Skipped: 1 had a picture."]

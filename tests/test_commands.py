@@ -102,6 +102,18 @@ def test_backfill_dry_run_counts_and_prices_without_queueing(make_page, publishe
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True)
+def test_backfill_dry_run_says_when_the_table_has_no_price(page, settings):
+    settings.PAGE_IMAGES = {
+        **settings.PAGE_IMAGES,
+        "BACKEND": "tests.backends.ScriptedBackend",
+        "OPTIONS": {"model": "a-model-nobody-priced"},
+    }
+    out, _err = backfill("testapp.Page", "--dry-run")
+    assert "would queue 1 of 1" in out
+    assert "Estimated cost: cost unknown (no price for this model and size)." in out
+
+
 def test_backfill_dry_run_with_nothing_to_do_prices_nothing(page):
     with_picture(page)
     out, _err = backfill("testapp.Page", "--dry-run")
