@@ -160,10 +160,16 @@ class ImageGeneratingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             css={"all": [static("page_images/page_images.css"), static("page_images/admin.css")]},
         )
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         """The site's actions and "Generate images for the selected" (unless the admin has
-        switched actions off with ``actions = None``)."""
-        actions = super().get_actions(request)
+        switched actions off with ``actions = None``).
+
+        Django 6.1 asks once per place (``action_location``: the change list or the change
+        form, where the action makes the one record's picture) and deprecates an override
+        without the parameter; earlier versions ask without it.
+        """
+        where = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **where)
         if self.actions is None or IS_POPUP_VAR in request.GET or "generate_images" in actions:
             return actions
         action = self.get_action("generate_images")
