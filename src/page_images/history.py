@@ -38,9 +38,7 @@ class RecordQuerySet(models.QuerySet[Any]):
 def content_type_of(record: models.Model) -> ContentType:
     """The record's own model's content type (a proxy's, not its concrete model's): cached by
     Django after the first call of a process."""
-    return ContentType.objects.db_manager(record._state.db).get_for_model(
-        type(record), for_concrete_model=False
-    )
+    return _content_type(type(record), record._state.db)
 
 
 class Generation(models.Model):
@@ -177,8 +175,8 @@ class Picture(models.Model):
         return storage.url(self.name)
 
 
-def _content_type(model: type[models.Model]) -> ContentType:
-    return ContentType.objects.get_for_model(model, for_concrete_model=False)
+def _content_type(model: type[models.Model], using: str | None = None) -> ContentType:
+    return ContentType.objects.db_manager(using).get_for_model(model, for_concrete_model=False)
 
 
 def generations_of_job(model: type[models.Model], pk: Any, token: Any) -> RecordQuerySet:
