@@ -80,16 +80,16 @@ def test_click_on_a_record_that_got_its_picture_meanwhile_shows_it(editor, page,
 def test_click_that_loses_the_claim_shows_the_winners_state(editor, page, published, monkeypatch):
     # The view loaded the record before another click claimed it: it must answer with the
     # stored state (generating), not the chip it loaded.
-    from page_images import views
+    from page_images import clicks
 
-    loaded = views.load_record
+    loaded = clicks.load_record
 
     def load_then_lose(ref):
         instance = loaded(ref)
         assert claims.claim(type(instance).objects.get(pk=instance.pk)) is not None
         return instance
 
-    monkeypatch.setattr(views, "load_record", load_then_lose)
+    monkeypatch.setattr(clicks, "load_record", load_then_lose)
     response = post(client_for(editor), page)
     assert response.status_code == 200
     assert 'data-state="generating"' in response.content.decode()
@@ -100,16 +100,16 @@ def test_click_on_a_record_deleted_while_it_was_handled_is_not_found(
     editor, page, published, monkeypatch
 ):
     # Loaded, then deleted by someone else before the claim: there is no state left to show.
-    from page_images import views
+    from page_images import clicks
 
-    loaded = views.load_record
+    loaded = clicks.load_record
 
     def load_then_delete(ref):
         instance = loaded(ref)
         type(instance).objects.filter(pk=instance.pk).delete()
         return instance
 
-    monkeypatch.setattr(views, "load_record", load_then_delete)
+    monkeypatch.setattr(clicks, "load_record", load_then_delete)
     response = post(client_for(editor), page)
     assert response.status_code == 404
     assert "This record no longer exists." in response.content.decode()

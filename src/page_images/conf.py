@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     "PERMISSION": None,
     # Clicks allowed per user, "N/s", "N/m" or "N/h", counted in the default cache; None: no limit.
     "RATE_LIMIT": "30/m",
+    # The URL name the chip (and the prompt panel) posts a click to: the app's trigger view, or
+    # the django-ninja router's operation, "api-1.0.0:page_images_generate" say (docs/ninja.md).
+    "TRIGGER_URL": "page_images:trigger",
     # Seconds a page's stream token may open streams; after that the page's containers poll.
     "STREAM_MAX_AGE": 43200,
     # Event streams one session may hold open at once in one server process (its tabs).
@@ -252,6 +255,10 @@ class PageImagesSettings:
     def RATE_LIMIT(self) -> str | None:
         value = self.get("RATE_LIMIT")
         return None if value is None else str(value)
+
+    @property
+    def TRIGGER_URL(self) -> str:
+        return str(self.get("TRIGGER_URL"))
 
     @property
     def POLL_INTERVAL(self) -> float:

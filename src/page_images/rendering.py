@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
-from django.urls import LocalePrefixPattern, URLResolver, get_resolver, get_urlconf, reverse
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import (
+    LocalePrefixPattern,
+    NoReverseMatch,
+    URLResolver,
+    get_resolver,
+    get_urlconf,
+    reverse,
+)
 from django.utils import timezone
 from django.utils.functional import Promise, SimpleLazyObject
 from django.utils.safestring import SafeString
@@ -98,6 +106,27 @@ def streaming_enabled(request: HttpRequest | None = None) -> bool:
     if get_bus() is None:
         return False
     return request is None or isinstance(request, ASGIRequest)
+
+
+def trigger_url() -> str:
+    """Where a click goes: the URL named by TRIGGER_URL (the app's view, or the ninja router's)."""
+    name = app_settings.TRIGGER_URL
+    try:
+        return reverse(name)
+    except NoReverseMatch as exc:
+        raise ImproperlyConfigured(
+            f'PAGE_IMAGES["TRIGGER_URL"] is {name!r}, which names no URL of this site: give the '
+            'name of the trigger view ("page_images:trigger") or of the ninja router\'s operation '
+            '("<your api\'s urls_namespace>:page_images_generate").'
+        ) from exc
+
+
+def visitor_state(instance: ImageGeneratingMixin, state: str) -> str:
+    """``state`` as someone who may not generate sees it: a job's progress and errors are for
+    its editors only; anyone else sees the picture, or nothing, as a static page would show."""
+    if state == "ready":
+        return state
+    return "ready" if instance.image_file else "empty"
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:
@@ -213,7 +242,7 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
     if page is None or (page["language"] is not None and page["language"] != get_language()):
         page = {
             "language": get_language() if _urls_follow_language() else None,
-            "trigger_url": _safe_if_plain(reverse("page_images:trigger")),
+            "trigger_url": _safe_if_plain(trigger_url()),
             "fragment_url": _safe_if_plain(reverse("page_images:fragment")),
             "cancel_url": _safe_if_plain(reverse("page_images:cancel")),
             "panel_url": _safe_if_plain(reverse("page_images:panel")),
@@ -332,8 +361,8 @@ def container_context(
         if context["can_generate"]:
             remember(request, reference)
             follow = True
-        elif state != "ready":
-            state = "ready" if instance.image_file else "empty"
+        else:
+            state = visitor_state(instance, state)
     if panel in _PANELS and follow:
         context.update(editing.panel_context(instance, panel, prompt))
         state = panel

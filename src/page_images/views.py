@@ -8,7 +8,6 @@ POST (no JavaScript) gets a redirect back. Every refusal is a 4xx with no job qu
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -20,60 +19,24 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from page_images import claims, pictures, ratelimit
+from page_images import claims, clicks, pictures
+from page_images.clicks import OUT_OF_DATE, RECORD_GONE, Refused
 from page_images.conf import app_settings
-from page_images.exceptions import (
-    EmptyPromptError,
-    EnqueueError,
-    InvalidChoiceError,
-    QuotaExceededError,
-)
-from page_images.permissions import can_generate
-from page_images.queueing import request_generation
-from page_images.references import BadReference, RecordNotFound, load_record
+from page_images.exceptions import InvalidChoiceError
 from page_images.rendering import container_context
-from page_images.specs import reviewing
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from page_images.models import ImageGeneratingMixin
 
-logger = logging.getLogger(__name__)
 
-#: A trigger POST holds a CSRF token, a reference and a path: anything bigger is not from our chip.
-MAX_BODY_BYTES = 4096
-
-
-def max_body_bytes() -> int:
-    """The largest POST a container sends: the chip's fields, plus a prompt from the panel (up
-    to MAX_PROMPT_LENGTH characters of up to 4 bytes each, percent-encoded at worst)."""
-    if not app_settings.PROMPT_PANEL:
-        return MAX_BODY_BYTES
-    return MAX_BODY_BYTES + 12 * app_settings.MAX_PROMPT_LENGTH
-
-
-RECORD_GONE = gettext_noop("This record no longer exists.")
-OUT_OF_DATE = gettext_noop("This button is out of date. Reload the page.")
-RATE_LIMIT_DOWN = gettext_noop(
-    "Clicks cannot be counted right now (the site's cache is unreachable). Try again in a moment."
-)
-
-
-def _is_htmx(request: HttpRequest) -> bool:
+def is_htmx(request: HttpRequest) -> bool:
+    """Whether htmx sent the request: it swaps in HTML, where a plain form post is redirected."""
     return request.headers.get("HX-Request") == "true"
-
-
-def _declared_length(request: HttpRequest) -> int | None:
-    """The body's declared size; None when the Content-Length header is not a number."""
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
 
 
 def _container(
@@ -111,7 +74,7 @@ def _back(request: HttpRequest) -> HttpResponseRedirect:
 def _answer(
     request: HttpRequest, instance: ImageGeneratingMixin | None, status: int, message: str = ""
 ) -> HttpResponse:
-    if _is_htmx(request):
+    if is_htmx(request):
         if instance is None:
             return _refusal(status, message)
         return _container(request, instance, status, message)
@@ -122,34 +85,47 @@ def _answer(
     return _back(request)
 
 
+def answer_refusal(request: HttpRequest, refused: Refused) -> HttpResponse:
+    """A refused click as the views answer it: for htmx the container (or, with no record, a
+    message in the chip's place) with the refusal's status; a plain POST is sent back."""
+    cause = refused.__cause__
+    prompt = request.POST.get("prompt") if request.method == "POST" else None
+    if (
+        isinstance(cause, InvalidChoiceError)
+        and is_htmx(request)
+        and prompt is not None
+        and refused.instance is not None
+        and app_settings.PROMPT_PANEL
+    ):  # back to the panel, with what was typed
+        return _container(
+            request, refused.instance, 400, refused.message, panel="compose", prompt=prompt
+        )
+    return _answer(request, refused.instance, refused.status, refused.message)
+
+
 def _posted_record(request: HttpRequest) -> ImageGeneratingMixin | HttpResponse:
     """The record a chip's POST names, once the request passed every check; else the answer.
 
     Shared by every button of a container (generate, try again, cancel): the same size limit,
-    login, signed reference and permission, so no button is a way around another's checks.
+    login, signed reference and permission (page_images.clicks), so no button is a way around
+    another's checks.
     """
-    length = _declared_length(request)
-    if length is None:
-        return _refusal(400, _("The request could not be read."))
-    if length > max_body_bytes():
-        return _refusal(400, _("The request was too large."))
+    try:
+        clicks.check_length(request.META.get("CONTENT_LENGTH"))
+    except Refused as refused:
+        return _refusal(refused.status, refused.message)
     try:
         form = request.POST
     except LookupError:
         # Django's multipart parser raises this for a charset that names no text encoding
         # ("charset=rot13"); Django answers its other parse errors with a 400 by itself.
-        return _refusal(400, _("The request could not be read."))
-    if not request.user.is_authenticated and not _is_htmx(request):
+        return _refusal(400, _(clicks.UNREADABLE))
+    if not request.user.is_authenticated and not is_htmx(request):
         return redirect_to_login(form.get("next") or "/")
     try:
-        instance = load_record(form.get("ref", ""))
-    except BadReference:
-        return _answer(request, None, 400, _(OUT_OF_DATE))
-    except RecordNotFound:
-        return _answer(request, None, 404, _(RECORD_GONE))
-    if not can_generate(request.user, instance):
-        return _answer(request, instance, 403, _("You may not generate an image for this record."))
-    return instance
+        return clicks.editable(request.user, form.get("ref", ""))
+    except Refused as refused:
+        return answer_refusal(request, refused)
 
 
 @require_POST
@@ -158,49 +134,20 @@ def trigger(request: HttpRequest) -> HttpResponse:
     found = _posted_record(request)
     if isinstance(found, HttpResponse):
         return found
-    instance = found
-    try:
-        allowed = ratelimit.allow(request.user)
-    except ratelimit.RateLimitUnavailable:
-        logger.exception("page_images: the rate limit's cache failed; click refused")
-        return _answer(request, instance, 503, _(RATE_LIMIT_DOWN))
-    if not allowed:
-        return _answer(
-            request, instance, 429, _("Too many images requested. Wait a minute and try again.")
-        )
     form = request.POST
-    prompt = form.get("prompt") if app_settings.PROMPT_PANEL else None
-    # "Regenerate" replaces a picture on purpose; the chip never does (a click that loses the
-    # race to a landing picture shows that picture rather than paying for a second one).
-    replace = form.get("replace") == "1" and (app_settings.REGENERATE or reviewing())
     try:
-        token = request_generation(
-            instance,
-            user=request.user,
-            replace=replace,
-            prompt=prompt,
-            preset=form.get("preset") or None,
-            aspect_ratio=form.get("aspect_ratio") or None,
-            enforce_quota=True,
+        clicks.start(
+            found,
+            request.user,
+            prompt=form.get("prompt"),
+            preset=form.get("preset"),
+            aspect_ratio=form.get("aspect_ratio"),
+            # "Regenerate" replaces a picture on purpose; the chip never does.
+            replace=form.get("replace") == "1",
         )
-    except QuotaExceededError as exc:  # nothing claimed or queued (quotas.py)
-        return _answer(request, instance, 429, exc.user_message)
-    except EmptyPromptError as exc:
-        return _answer(request, instance, 400, str(exc))
-    except InvalidChoiceError as exc:
-        if _is_htmx(request) and prompt is not None:  # back to the panel, with what was typed
-            return _container(request, instance, 400, str(exc), panel="compose", prompt=prompt)
-        return _answer(request, instance, 400, str(exc))
-    except EnqueueError as exc:
-        return _answer(request, instance, 503, str(exc))
-    if token is None:
-        # Another click's job is running, or its picture has landed since this page was drawn:
-        # show that, not the chip this editor saw, and queue nothing.
-        try:
-            instance.refresh_from_db()
-        except ObjectDoesNotExist:
-            return _answer(request, None, 404, _(RECORD_GONE))
-    return _answer(request, instance, 200)
+    except Refused as refused:
+        return answer_refusal(request, refused)
+    return _answer(request, found, 200)
 
 
 def _picture_id(request: HttpRequest) -> int | None:
@@ -279,11 +226,9 @@ def _out_of_date(request: HttpRequest, instance: ImageGeneratingMixin) -> HttpRe
 def _queried_record(request: HttpRequest) -> ImageGeneratingMixin | HttpResponse:
     """The record a GET's signed ``ref`` names, or the refusal to answer with."""
     try:
-        return load_record(request.GET.get("ref", ""))
-    except BadReference:
-        return _refusal(400, _("This image is out of date. Reload the page."))
-    except RecordNotFound:
-        return _refusal(404, _(RECORD_GONE))
+        return clicks.load(request.GET.get("ref", ""), stale=clicks.IMAGE_OUT_OF_DATE)
+    except Refused as refused:
+        return _refusal(refused.status, refused.message)
 
 
 @never_cache
@@ -295,8 +240,10 @@ def panel(request: HttpRequest) -> HttpResponse:
     instance = _queried_record(request)
     if isinstance(instance, HttpResponse):
         return instance
-    if not can_generate(request.user, instance):
-        return _refusal(403, _("You may not generate an image for this record."))
+    try:
+        clicks.check_editor(request.user, instance)
+    except Refused as refused:
+        return _refusal(refused.status, refused.message)
     which = "earlier" if request.GET.get("show") == "earlier" else "compose"
     return _container(request, instance, 200, panel=which)
 
@@ -310,11 +257,8 @@ def fragment(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     who may generate, and to anyone else only the picture of a record the model's default manager
     shows (a row it hides, unpublished or soft-deleted, is "no longer exists" to them).
     """
-    instance = _queried_record(request)
-    if isinstance(instance, HttpResponse):
-        return instance
-    if not can_generate(request.user, instance) and not (
-        type(instance)._default_manager.filter(pk=instance.pk).exists()
-    ):
-        return _refusal(404, _(RECORD_GONE))
+    try:
+        instance = clicks.viewable(request.user, request.GET.get("ref", ""))
+    except Refused as refused:
+        return _refusal(refused.status, refused.message)
     return _container(request, instance, 200)

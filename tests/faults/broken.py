@@ -14,7 +14,7 @@ from unittest import mock
 
 from django.utils import timezone
 
-from page_images import claims, views
+from page_images import claims, clicks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -59,8 +59,8 @@ def stale_overwrite() -> Iterator[None]:
 
 @contextlib.contextmanager
 def no_permission_check() -> Iterator[None]:
-    # The trigger view forgets to ask whether this user may change this record.
-    with mock.patch.object(views, "can_generate", return_value=True):
+    # The trigger view (and the router) forget to ask whether this user may change this record.
+    with mock.patch.object(clicks, "can_generate", return_value=True):
         yield
 
 

@@ -26,6 +26,7 @@ GUARDS = {
         "tests/test_views.py::test_user_without_permission_is_forbidden",
         "tests/test_views.py::test_site_wide_permission_hook",
         "tests/test_views.py::test_a_model_can_decide_for_itself",
+        "tests/test_api.py::test_a_user_without_permission_is_refused_by_both_doors",
     ],
 }
 

@@ -10,6 +10,9 @@ from page_images.references import sign_record
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 TRIGGER = "/page-images/generate/"
+#: The same click through the django-ninja router (tests/urls.py mounts it under /api/).
+NINJA_TRIGGER = "/api/page-images/jobs/image/generate"
+NINJA_STATUS = "/api/page-images/jobs/image/status"
 
 
 def client_for(user: Any, **kwargs: Any) -> Client:
@@ -20,7 +23,8 @@ def client_for(user: Any, **kwargs: Any) -> Client:
     return client
 
 
-def post(client: Client, page: Any, **extra: Any) -> Any:
-    """Click the chip of ``page`` (a record, or a reference string as a browser might send)."""
+def post(client: Client, page: Any, url: str = TRIGGER, **extra: Any) -> Any:
+    """Click the chip of ``page`` (a record, or a reference string as a browser might send)
+    through ``url``: the trigger view, or the ninja router's NINJA_TRIGGER."""
     data = {"ref": sign_record(page) if not isinstance(page, str) else page, "next": "/stories/"}
-    return client.post(TRIGGER, data, **{**HTMX, **extra})
+    return client.post(url, data, **{**HTMX, **extra})
