@@ -98,6 +98,26 @@ def test_a_streamed_container_gets_204_and_its_event(editor, page, published, mo
     assert page.image_generating
 
 
+def test_a_prompt_from_the_panel_gets_the_container_even_on_a_streamed_page(
+    editor, page, configure, published
+):
+    # The panel's container does not listen to the stream (it would wipe out the editor's
+    # typing), so a 204 would leave the panel open for good.
+    configure(PROMPT_PANEL=True)
+    client = AsyncClient()
+    headers = {"HX-Request": "true", "HX-Target": "page-images-x"}
+
+    async def send():
+        await client.aforce_login(editor)
+        data = {"ref": sign_record(page), "prompt": "A fox in the snow"}
+        return await client.post(NINJA_TRIGGER, data, headers=headers)
+
+    response = async_to_sync(send)()
+    assert response.status_code == 200
+    assert 'data-state="generating"' in response.content.decode()
+    assert len(published) == 1
+
+
 def test_the_router_checks_csrf(editor, page, published):
     client = client_for(editor, enforce_csrf_checks=True)
     response = post(client, page, url=NINJA_TRIGGER)

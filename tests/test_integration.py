@@ -2,6 +2,8 @@
 LiteLLM calling the fake provider over HTTP, the real database and storage.
 
 Each test runs twice: on Celery's in-memory transport (needs nothing) and on the real Redis.
+The editor's click comes through each door a site may open: the trigger view and the django-ninja
+router (page_images.api), over HTTP with a logged-in client, as the chip sends it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from page_images.testing import Respond
-from tests.support.jobs import assert_picture, generate, wait_for
+from tests.support.jobs import assert_picture, generate, settled, wait_for
+from tests.support.web import NINJA_STATUS, NINJA_TRIGGER, TRIGGER, client_for, post
 from tests.testapp.models import Page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
@@ -48,3 +51,38 @@ def test_alt_text_follows_the_picture(page, provider, litellm_settings, settings
     assert Page.objects.get(pk=page.pk).image_alt == "A red square, nothing else"
     (call,) = provider.description_requests
     assert call.body["model"] == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize("door", [TRIGGER, NINJA_TRIGGER], ids=["view", "ninja"])
+def test_a_click_through_each_door_gets_its_picture(door, editor, page, provider, litellm_settings):
+    client = client_for(editor)
+    response = post(client, page, url=door)
+    assert response.status_code == 200, response.content
+    wait_for(settled(page))
+    assert_picture(page)
+    assert provider.requests[0].prompt == page.image_text
+    # What the page re-fetches once the stream says the record changed: the picture.
+    assert page.image_file.url in client.get("/page-images/fragment/", {"ref": _ref(page)}).text
+
+
+def test_an_api_client_clicks_and_polls_the_status_until_the_picture(
+    editor, page, provider, litellm_settings
+):
+    client = client_for(editor)
+    response = client.post(NINJA_TRIGGER, {"ref": _ref(page)})
+    assert response.status_code == 202
+    status = wait_for(
+        lambda: (
+            (answer := client.get(NINJA_STATUS, {"ref": _ref(page)}).json())["state"] == "ready"
+            and answer
+        )
+    )
+    page.refresh_from_db()
+    assert_picture(page)
+    assert status["image_url"] == page.image_file.url
+
+
+def _ref(page):
+    from page_images.references import sign_record
+
+    return sign_record(page)

@@ -161,6 +161,14 @@ if os.environ.get("DEMO_EDITOR_TOOLS", "1") == "1":
         # many are left, and a click past it is refused with the reason.
         "QUOTAS": {"per_user": {"day": int(os.environ.get("DEMO_DAILY_IMAGES", "60"))}},
     }
+# The ways a site built with django-ninja and django-cotton uses the app (docs/ninja.md,
+# docs/cotton.md), with both installed ("django-page-images[ninja,cotton]"): DEMO_API=ninja sends
+# the chip's click to the ninja router (example/urls.py mounts it), DEMO_COMPONENTS=cotton draws
+# the front page with the components instead of the tags.
+if os.environ.get("DEMO_API") == "ninja":
+    PAGE_IMAGES["TRIGGER_URL"] = "api:page_images_generate"
+if os.environ.get("DEMO_COMPONENTS") == "cotton":
+    INSTALLED_APPS.append("django_cotton")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -10,8 +10,9 @@ size limit, signed reference, permission, rate limit, quota and error mapping, s
 a way around the other's checks. What differs is the answer. A click from a container whose page
 has an event stream gets 204 No Content, as the plan this app grew from has it: the container
 comes by the stream, the same way a worker's picture does. A click that no stream would answer
-(a chip alone, a page served by WSGI) gets the container as the view sends it. An API client gets
-JSON. Refusals to htmx are the views' own markup, so the editor reads the reason in place.
+(a chip alone, the prompt panel, a page served by WSGI) gets the container as the view sends
+it. An API client gets JSON. Refusals to htmx are the views' own markup, so the editor reads
+the reason in place.
 
 CSRF: ninja exempts its views from Django's CsrfViewMiddleware and checks the token in its cookie
 authentication instead. The click is therefore bound to Django's session through
@@ -110,14 +111,18 @@ def _status(user: Any, instance: ImageGeneratingMixin) -> ImageStatus:
     )
 
 
-def _streamed(request: HttpRequest) -> bool:
+def _streamed(request: HttpRequest, click: Click) -> bool:
     """Whether the click came from a container that the page's event stream refreshes.
 
     htmx names the target's id in ``HX-Target``: a container's id, for its own buttons; nothing,
-    for a chip alone, whose form is its own target and which no event replaces.
+    for a chip alone, whose form is its own target and which no event replaces. A container that
+    shows the prompt panel (its form sends the prompt) does not listen either: an event must not
+    wipe out what an editor is typing, so it waits for the click's own answer.
     """
-    return request.headers.get("HX-Target", "").startswith("page-images-") and streaming_enabled(
-        request
+    return (
+        click.prompt is None
+        and request.headers.get("HX-Target", "").startswith("page-images-")
+        and streaming_enabled(request)
     )
 
 
@@ -159,7 +164,7 @@ def generate(request: HttpRequest, click: Form[Click]) -> Any:
             return answer_refusal(request, refused)
         return Status(refused.status, Refusal(detail=refused.message))
     if is_htmx(request):
-        return Status(204, None) if _streamed(request) else _container(request, instance)
+        return Status(204, None) if _streamed(request, click) else _container(request, instance)
     return Status(202 if token is not None else 200, _status(request.user, instance))
 
 

@@ -112,12 +112,16 @@ def demo_stack(
     redis_url: str | None = None,
     tools: bool = False,
     daily_images: int | None = None,
+    api: str | None = None,
+    components: str | None = None,
 ) -> Iterator[Demo]:
     """Run the demo in ``state`` until the block ends (or ``Demo.stop()``); stop it with SIGTERM
     (Ctrl-C), as a person does, and require a clean exit. The LocalBackend takes
     ``job_seconds`` per picture. ``tools`` turns on the editor's tools (the prompt panel, review
     of two candidates, Regenerate), which ``make demo`` shows; without it the plain chip.
-    ``daily_images`` is the editor's quota of pictures a day with the tools on."""
+    ``daily_images`` is the editor's quota of pictures a day with the tools on. ``api="ninja"``
+    sends the chip's click to the django-ninja router, ``components="cotton"`` draws the front
+    page with the django-cotton components (example/settings.py)."""
     port = free_port()
     env = {
         **os.environ,
@@ -128,8 +132,18 @@ def demo_stack(
     }
     if daily_images is not None:
         env["DEMO_DAILY_IMAGES"] = str(daily_images)
-    for name in ("DJANGO_SETTINGS_MODULE", "DEMO_DATABASE", "PAGE_IMAGES_MODEL", "REDIS_URL"):
+    for name in (
+        "DJANGO_SETTINGS_MODULE",
+        "DEMO_DATABASE",
+        "PAGE_IMAGES_MODEL",
+        "REDIS_URL",
+        "DEMO_API",
+        "DEMO_COMPONENTS",
+    ):
         env.pop(name, None)
+    for name, value in (("DEMO_API", api), ("DEMO_COMPONENTS", components)):
+        if value:
+            env[name] = value
     if redis_url:
         env["REDIS_URL"] = redis_url
     demo = Demo(f"http://127.0.0.1:{port}", state, state / "demo.log")
