@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 #: (label, module, function): the trigger view's parts, in the order the view runs them.
 PARTS = [
-    ("load the record (signed reference, SELECT)", "page_images.views", "load_record"),
-    ("permission (the model's change permission)", "page_images.views", "can_generate"),
+    ("load the record (signed reference, SELECT)", "page_images.clicks", "load_record"),
+    ("permission (the model's change permission)", "page_images.clicks", "can_generate"),
     ("rate limit (the cache)", "page_images.ratelimit", "allow"),
     ("claim (conditional UPDATE)", "page_images.claims", "claim"),
     ("event for other tabs (publish)", "page_images.claims", "notify"),
