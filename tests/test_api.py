@@ -126,7 +126,6 @@ def test_the_router_checks_csrf(editor, page, published):
     page.refresh_from_db()
     assert not page.image_generating
     # With the token the chip carries (the cookie's pair), the same click goes through.
-    client.get("/api/openapi.json")  # any page: the test client then holds no token yet
     token = _csrf_token(client)
     response = client.post(
         NINJA_TRIGGER,
@@ -138,11 +137,15 @@ def test_the_router_checks_csrf(editor, page, published):
 
 
 def _csrf_token(client):
-    from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
+    """A token as a page's {% csrf_token %} gives it, with its cookie set in the client."""
+    from django.conf import settings
+    from django.middleware.csrf import get_token
+    from django.test import RequestFactory
 
-    secret = _get_new_csrf_string()
-    client.cookies["csrftoken"] = secret
-    return _mask_cipher_secret(secret)
+    page = RequestFactory().get("/")
+    token = get_token(page)
+    client.cookies[settings.CSRF_COOKIE_NAME] = page.META["CSRF_COOKIE"]
+    return token
 
 
 def test_anonymous_is_401_and_queues_nothing(page, published):
@@ -163,6 +166,7 @@ def test_api_refusals_are_json_with_the_views_words(reader, editor, page, publis
     assert api_post(client_for(reader), page).json() == {
         "detail": "You may not generate an image for this record."
     }
+    assert client_for(editor).post(NINJA_TRIGGER, {}).status_code == 422  # ninja's, no ref
     bad = client_for(editor).post(NINJA_TRIGGER, {"ref": "tests.page:1:forged"})
     assert (bad.status_code, bad.json()["detail"]) == (
         400,
