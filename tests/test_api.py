@@ -136,6 +136,31 @@ def test_the_router_checks_csrf(editor, page, published):
     assert len(published) == 1
 
 
+def test_a_site_that_mounts_the_router_without_auth_keeps_the_csrf_check(
+    editor, page, published, settings
+):
+    # The session and CSRF check sit on the operation: an API or a mount with auth=None (or a
+    # bearer token for its other endpoints) does not take them off the click.
+    import types
+
+    from django.urls import include, path
+    from ninja import NinjaAPI
+
+    from page_images.api import router
+
+    api = NinjaAPI(urls_namespace="open", auth=None)
+    api.add_router("/", router, auth=None)
+    site = types.ModuleType("open_site")
+    site.urlpatterns = [path("open/", api.urls), path("page-images/", include("page_images.urls"))]
+    settings.ROOT_URLCONF = site
+    client = client_for(editor, enforce_csrf_checks=True)
+    response = client.post("/open/jobs/image/generate", {"ref": sign_record(page)}, **HTMX)
+    assert response.status_code == 403
+    assert published == []
+    anonymous = Client().post("/open/jobs/image/generate", {"ref": sign_record(page)})
+    assert anonymous.status_code == 401
+
+
 def _csrf_token(client):
     """A token as a page's {% csrf_token %} gives it, with its cookie set in the client."""
     from django.conf import settings
