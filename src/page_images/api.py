@@ -23,7 +23,7 @@ none) keeps it, and a cross-site POST is refused with 403 before anything is rea
 from __future__ import annotations
 
 from datetime import datetime  # noqa: TC003 - pydantic reads the annotations at run time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -102,7 +102,7 @@ def _status(user: Any, instance: ImageGeneratingMixin) -> ImageStatus:
         state = visitor_state(instance, state)
     return ImageStatus(
         reference=instance.image_reference,
-        state=state,  # type: ignore[arg-type]
+        state=cast("State", state),
         image_url=instance.image_file.url if state == "ready" else None,
         alt=instance.get_image_alt_text(),
         error=instance.image_error_message if editor and state == "error" else "",

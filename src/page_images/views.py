@@ -4,6 +4,9 @@ The trigger view only validates and claims: the job runs in a worker, so the req
 milliseconds however long the provider takes. It answers htmx with the container's new HTML,
 whatever happened, including refusals, so the editor reads the reason where they clicked; a plain
 POST (no JavaScript) gets a redirect back. Every refusal is a 4xx with no job queued, never a 500.
+The rules themselves (size, reference, permission, rate limit, which refusal gets which status
+and words) live in :mod:`page_images.clicks`, shared with the django-ninja router
+(:mod:`page_images.api`).
 """
 
 from __future__ import annotations
