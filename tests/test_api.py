@@ -327,3 +327,15 @@ def test_a_trigger_url_that_names_nothing_says_which_setting(editor, page, setti
     settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "TRIGGER_URL": "api:nothing"}
     with pytest.raises(ImproperlyConfigured, match=r'PAGE_IMAGES\["TRIGGER_URL"\]'):
         trigger_url()
+
+
+def test_without_django_ninja_the_import_names_the_extra(monkeypatch):
+    import importlib
+    import sys
+
+    from page_images.exceptions import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "ninja", None)  # what Python does for a missing package
+    monkeypatch.delitem(sys.modules, "page_images.api")  # the real module comes back after
+    with pytest.raises(MissingDependencyError, match=r'pip install "django-page-images\[ninja\]"'):
+        importlib.import_module("page_images.api")

@@ -38,7 +38,7 @@ from page_images.views import answer_refusal, is_htmx
 try:
     from ninja import Form, Query, Router, Schema, Status
     from ninja.security import SessionAuth
-except ImportError as exc:  # pragma: no cover - the [ninja] extra is installed wherever tests run
+except ImportError as exc:
     raise MissingDependencyError("django-ninja", "ninja") from exc
 
 if TYPE_CHECKING:
