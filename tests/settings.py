@@ -7,11 +7,9 @@ file, not memory, so that worker processes started by the integration tests see 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "tests-only-not-secret"
@@ -65,40 +63,19 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 ROOT_URLCONF = "tests.urls"
-CONTEXT_PROCESSORS = [
-    "django.template.context_processors.request",
-    "django.contrib.auth.context_processors.auth",
-    "django.contrib.messages.context_processors.messages",
-]
-TEMPLATES: list[dict[str, Any]] = [
+TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": CONTEXT_PROCESSORS},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
-if importlib.util.find_spec("django_cotton"):  # the [cotton] extra (tests/test_cotton.py)
-    # A second engine, set up as django-cotton's manual configuration says: the tests render
-    # each component and its tag side by side, and every other template stays on the first.
-    TEMPLATES.append(
-        {
-            "NAME": "cotton",
-            "BACKEND": "django.template.backends.django.DjangoTemplates",
-            "OPTIONS": {
-                "context_processors": CONTEXT_PROCESSORS,
-                "loaders": [
-                    (
-                        "django.template.loaders.cached.Loader",
-                        [
-                            "django_cotton.cotton_loader.Loader",
-                            "django.template.loaders.app_directories.Loader",
-                        ],
-                    )
-                ],
-                "builtins": ["django_cotton.templatetags.cotton"],
-            },
-        }
-    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Django's default hasher takes ~0.3 s a password on purpose; the tests make a user in most tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
