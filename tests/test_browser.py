@@ -234,24 +234,38 @@ def test_an_editor_with_the_keyboard_alone_generates_cancels_and_hears_each_chan
     # Generate again, and watch the page's height while the picture lands.
     page.keyboard.press("Enter")
     expect(cancel).to_be_focused()
-    # The container is the picture's box already (the demo's SIZE is 512x512).
-    width, height = box.locator("xpath=self::*[contains(@class, 'page-images-boxed')]").evaluate(
-        "box => [box.getBoundingClientRect().width, box.getBoundingClientRect().height]"
+    # The container is the picture's box already (the demo's SIZE is 512x512). Measured in one
+    # step on the container the page holds then: the stream's re-fetch may replace it at any
+    # moment, and a replaced element measures 0 x 0.
+    article = box.locator("xpath=ancestor::article")
+    width, height = article.evaluate(
+        """article => new Promise(resolve => {
+            const measure = () => {
+                const box = article.querySelector('.page-images.page-images-boxed');
+                if (!box) return requestAnimationFrame(measure);
+                const rect = box.getBoundingClientRect();
+                resolve([rect.width, rect.height]);
+            };
+            measure();
+        })"""
     )
     assert abs(width - 512) <= 1, width
     assert abs(height - 512) <= 1, height
-    article = box.locator("xpath=ancestor::article")
     doc_shot(article, "accessibility-1-generating")
     # Each frame until the picture has loaded: where the picture's place is on the page (the
     # box while it waits, the box held while the picture loads, then the picture itself).
     page.evaluate(
         """article => {
             window.__places = [];
+            window.__frames = [];
             const sample = () => {
                 const box = article.querySelector('.page-images');
                 const img = box && box.querySelector('img.page-images-image');
                 const rect = (img && img.complete ? img : box).getBoundingClientRect();
                 window.__places.push([Math.round(rect.top), Math.round(rect.bottom)]);
+                // What each frame saw, for the message if the place moved.
+                window.__frames.push([img && img.complete, img && img.naturalWidth,
+                                      box.style.minHeight, box.className]);
                 if (!window.__stopSampling) requestAnimationFrame(sample);
             };
             sample();
@@ -267,7 +281,8 @@ def test_an_editor_with_the_keyboard_alone_generates_cancels_and_hears_each_chan
     places = {tuple(place) for place in page.evaluate("window.__stopSampling = true; __places")}
     # The picture lands exactly in the box that waited for it: nothing above or inside moved.
     # (What goes with a picture, such as the demo's "AI-generated" label, follows below it.)
-    assert len(places) == 1, f"the picture's place moved: {sorted(places)}"
+    frames = sorted({tuple(frame) for frame in page.evaluate("window.__frames")}, key=str)
+    assert len(places) == 1, f"the picture's place moved: {sorted(places)}, frames: {frames}"
     # The picture has the focus now (focusable by script only: no tab stop for anyone), and the
     # live region, the same one all along, said so.
     expect(image).to_be_focused()
