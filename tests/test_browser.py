@@ -295,6 +295,28 @@ def test_an_editor_with_the_keyboard_alone_generates_cancels_and_hears_each_chan
     doc_shot(article, "accessibility-2-ready")
 
 
+@case(
+    "editing",
+    "An editor uses a control the moment it arrives, before htmx has settled the new container "
+    "(20 ms, far longer on a busy page)",
+    "The control answers through htmx like any other: the page does not reload, the job is "
+    "cancelled and the chip comes back, in Chromium.",
+)
+def test_a_control_used_the_moment_it_arrives_answers_without_a_reload(
+    page: Any, stack: Demo
+) -> None:
+    from playwright.sync_api import expect
+
+    box = own_page(page, stack, "A heron at dawn, cancelled the moment it can be")
+    # A page too busy to settle for two seconds: the window is wide open.
+    page.evaluate("window.__sameDocument = true; htmx.config.defaultSettleDelay = 2000")
+    box.get_by_role("button", name="Generate image").click()
+    box.get_by_role("button", name="Cancel").click()
+    expect(box.get_by_role("button", name="Generate image")).to_be_visible()
+    assert page.evaluate("window.__sameDocument === true"), "the click reloaded the page"
+    expect(box).to_have_attribute("data-state", "empty")
+
+
 def test_a_picture_landing_leaves_the_focus_where_the_editor_took_it(
     page: Any, stack: Demo
 ) -> None:
