@@ -56,7 +56,7 @@ lint: $(STAMP)
 
 # The documentation site (Sphinx, furo, Markdown pages through MyST), with every warning an error.
 docs: $(STAMP)
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
 tox: $(STAMP)
 	$(BIN)/tox $(ARGS)

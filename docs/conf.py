@@ -13,6 +13,7 @@ import os
 import sys
 from importlib.metadata import version as installed_version
 from pathlib import Path
+from typing import Any
 
 import django
 
@@ -66,3 +67,9 @@ intersphinx_timeout = 1
 
 html_theme = "furo"
 html_title = f"django-page-images {release}"
+
+
+def setup(app: Any) -> None:
+    # Django's and Celery's settings are "setting" objects of their inventories, a type their own
+    # docs register: register it here too so that {external+django:setting}`CACHES` resolves.
+    app.add_crossref_type("setting", "setting", indextemplate="pair: %s; setting")
