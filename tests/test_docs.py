@@ -1,14 +1,17 @@
-"""The settings reference (docs/settings.md) against the code it describes.
+"""The documentation against the code it describes.
 
 A reference that lists a key the code dropped, misses one it added, shows a default it no longer
 has or names a check id that no check raises misleads exactly the reader who trusted it. These
-tests read the page's tables and compare them with ``page_images.conf`` and with every check id
-the package's checks can raise (``checks.py`` and the checks of the backends and buses it runs).
+tests read the settings page's tables and compare them with ``page_images.conf`` and with every
+check id the package's checks can raise (``checks.py`` and the checks of the backends and buses
+it runs); and they import every ``page_images.…`` path the pages and the README name. Whether the
+pages build (links, toctrees, autodoc) is ``make docs``'s job: ``sphinx-build -W`` in .ci/run.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -20,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "settings.md").read_text()
 SRC = ROOT / "src" / "page_images"
 CHECK_ID = re.compile(r"page_images\.[EW]\d{3}")
+PAGES = sorted((ROOT / "docs").rglob("*.md"))
 
 
 def section(heading: str) -> str:
@@ -106,3 +110,46 @@ def test_the_ids_in_code_are_found_where_checks_raise_them():
     found = ids_in_code()
     assert {"page_images.E020", "page_images.E030", "page_images.E041", "page_images.W040"} <= found
     assert {"page_images.E001", "page_images.W050"} <= found
+
+
+def documented_paths() -> set[str]:
+    """Every `page_images.…` code span of the pages and the README, check ids left out."""
+    spans: set[str] = set()
+    for page in [*PAGES, ROOT / "README.md"]:
+        spans |= set(re.findall(r"`(page_images(?:\.\w+)+)`", page.read_text()))
+    return {span for span in spans if not CHECK_ID.fullmatch(span)}
+
+
+def resolve(path: str) -> object:
+    """The object a dotted path names: the longest importable module, then its attributes."""
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute)
+        return found
+    raise ImportError(path)
+
+
+#: Spans that name something other than a Python object, and what they are.
+NOT_IMPORT_PATHS = {
+    "page_images.css": SRC / "static" / "page_images" / "page_images.css",
+    "page_images.js": SRC / "static" / "page_images" / "page_images.js",
+}
+
+
+def test_every_path_the_docs_name_imports():
+    from page_images.tasks import generate_image
+
+    paths = documented_paths()
+    assert len(paths) > 20, "the scan found almost nothing: is the pattern still right?"
+    for path in sorted(paths):
+        if path in NOT_IMPORT_PATHS:
+            assert NOT_IMPORT_PATHS[path].is_file(), path
+        elif path == "page_images.generate":
+            assert generate_image.name == path, "the docs name the task by another name"
+        else:
+            resolve(path)
