@@ -56,7 +56,11 @@ myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
 autodoc_use_legacy_class_based = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"show-inheritance": True}
+# Every model has these two; listing them under each says nothing.
+autodoc_default_options = {
+    "show-inheritance": True,
+    "exclude-members": "DoesNotExist, MultipleObjectsReturned",
+}
 
 intersphinx_mapping = {
     "django": ("https://docs.djangoproject.com/en/5.2/", str(DOCS / "_inventories" / "django.inv")),
@@ -70,6 +74,9 @@ html_title = f"django-page-images {release}"
 
 
 def setup(app: Any) -> None:
-    # Django's and Celery's settings are "setting" objects of their inventories, a type their own
-    # docs register: register it here too so that {external+django:setting}`CACHES` resolves.
+    # Django's and Celery's settings, template tags and commands are object types of their own
+    # docs' extensions: registered here too, {external+django:setting}`CACHES` and the like resolve
+    # through the inventories.
     app.add_crossref_type("setting", "setting", indextemplate="pair: %s; setting")
+    app.add_crossref_type("templatetag", "ttag", indextemplate="pair: %s; template tag")
+    app.add_crossref_type("django-admin", "djadmin", indextemplate="pair: %s; django-admin command")
