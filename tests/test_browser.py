@@ -62,6 +62,12 @@ def test_two_chips_become_pictures_without_a_reload_on_one_stream(page: Any) -> 
     shot(page, "3-pictures")
     assert page.evaluate("window.__noReload") == "still here"
     assert first.locator(".page-images-label").inner_text() == "AI-generated"  # AI_LABEL
+    # The file the browser was served says so too, in XMP (PROVENANCE): docs/provenance.md.
+    source = first.locator("img").evaluate("img => img.currentSrc")
+    served = page.request.get(source).body()
+    assert b"<Iptc4xmpExt:DigitalSourceType>" in served
+    assert b"digitalsourcetype/trainedAlgorithmicMedia" in served
+    doc_shot(first.locator("xpath=ancestor::article"), "provenance-label")
     for index in (0, 1):
         loaded = (
             container(page, index)
