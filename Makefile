@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 # A line that cannot run in a test says why on the line: `# pragma: no cover - <reason>`.
 COVERAGE_MIN ?= 100
 
-.PHONY: test test-full test-all coverage demo lint typecheck tox bench bench-quick clean
+.PHONY: test test-full test-all coverage demo lint typecheck tox bench bench-quick clean docs
 
 DEMO_STAMP := $(VENV)/.demo-installed
 
@@ -54,6 +54,10 @@ lint: $(STAMP)
 	$(BIN)/mypy src
 	$(BIN)/lint-imports --no-cache
 
+# The documentation site (Sphinx, furo, Markdown pages through MyST), with every warning an error.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+
 tox: $(STAMP)
 	$(BIN)/tox $(ARGS)
 
@@ -70,4 +74,4 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --quick $(ARGS)
 
 clean:
-	rm -rf $(VENV) .tox build dist src/*.egg-info .coverage .coverage.*
+	rm -rf $(VENV) .tox build dist src/*.egg-info .coverage .coverage.* docs/_build

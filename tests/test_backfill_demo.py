@@ -1,5 +1,6 @@
 """The backfill command against the running demo, as an operator runs it: a real worker in another
-process, the filesystem broker, Ctrl-C (SIGINT) in the middle, and a second run that goes on.
+process, the filesystem broker, Ctrl-C (SIGINT) in the middle, and a second run that goes on;
+then the pages as an editor sees them in Chromium.
 
 tests/test_commands.py proves the same in-process with the jobs held in the test's hands; this
 proves it with the processes and the signal a terminal really sends.
@@ -14,16 +15,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.demo import ROOT, Demo, demo_stack
+from tests.support.demo import ROOT, Demo, demo_stack, doc_shot, editor_tab, need_browser
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = [pytest.mark.process, pytest.mark.worker]
+pytestmark = [pytest.mark.process, pytest.mark.worker, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,10 @@ def generations(stack: Demo) -> list[tuple[str, str]]:
     return sorted((str(pk), str(status)) for pk, status in rows)
 
 
-def test_ctrl_c_then_a_second_run_makes_every_picture_once(stack: Demo) -> None:
+def test_ctrl_c_then_a_second_run_makes_every_picture_once(stack: Demo, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    need_browser()
     with contextlib.closing(sqlite3.connect(stack.state / "db.sqlite3", timeout=20)) as db:
         pages = [str(pk) for (pk,) in db.execute("SELECT id FROM stories_page ORDER BY id")]
         # The demo's backend refuses this one, as a provider's content policy would.
@@ -89,3 +93,14 @@ def test_ctrl_c_then_a_second_run_makes_every_picture_once(stack: Demo) -> None:
         # Every page once: no job lost, none done twice.
         assert time.monotonic() < deadline, generations(stack)
         time.sleep(0.3)
+    # What the editor finds on the front page: every picture in place, and the refused page
+    # says why, with Try again.
+    with editor_tab(browser, stack.url, stack) as tab:
+        for pk in pages:
+            box = tab.locator(f"#page-{pk} .page-images")
+            if pk == refused:
+                expect(box.locator(".page-images-error")).to_be_visible()
+                expect(box.get_by_role("button", name="Try again")).to_be_visible()
+            else:
+                expect(box.locator("img.page-images-image")).to_be_visible()
+        doc_shot(tab.locator("main"), "backfill-resumed")

@@ -1,12 +1,13 @@
-"""The app as a newcomer installs it: the wheel, a fresh ``startproject`` site, the README's steps.
+"""The app as a newcomer installs it: the wheel, a fresh ``startproject`` site, the quickstart.
 
-The site already has a ``Product`` with an ``ImageField`` and a page that shows it. The test reads
-README.md's install section and applies its code blocks as a developer would paste them: the pip
-line (its extras), the settings, the Celery app, the model, the URLs, the template lines, the ASGI
-wrapper for static files, and the commands that start the worker and the server, each in a process
-of its own. Nothing else is configured, except what a developer types for their own site: the
-database and media it already had, the provider the README's fake-provider line prints, and a short
-CLAIM_TIMEOUT (with the time limits it must outlast) so that a dead job is seen in seconds.
+The test reads docs/quickstart.md and applies its code blocks as a developer would paste them: the
+``startproject`` and ``startapp`` lines, the pip line (its extras), the settings, the Celery app,
+the model, the URLs, the template lines, the ASGI wrapper for static files, and the commands that
+start the worker and the server, each in a process of its own. The site's own part is what any
+site has before it installs the app: a ``Product`` with an ``ImageField`` and a page that shows
+it. Nothing else is configured, except what a developer types for their own site: the media it
+already had, the provider the quickstart's fake-provider line prints, and a short CLAIM_TIMEOUT
+(with the time limits it must outlast) so that a dead job is seen in seconds.
 
 Then Chromium: an editor clicks the chip and the picture arrives without a reload; the worker is
 killed with SIGKILL mid-job and the page shows "Try again" with no command run; an anonymous
@@ -37,15 +38,16 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.process, pytest.mark.browser, pytest.mark.redis]
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
-SECTION = README.split("## Install into your site", 1)[1].split("\n## ", 1)[0]
+#: The page a newcomer follows (README.md's install section points to it).
+QUICKSTART = ROOT / "docs" / "quickstart.md"
+SECTION = QUICKSTART.read_text().split("\n## ", 1)[0]
 #: The fake provider answers after this long: time enough to kill the worker mid-job.
 LATENCY = 4.0
 CLAIM_TIMEOUT = 12
 
 
 def blocks(language: str) -> list[str]:
-    """The README install section's code blocks in ``language``, in order, dedented."""
+    """The quickstart's code blocks in ``language``, in order, dedented."""
     return [
         textwrap.dedent(body)
         for body in re.findall(rf"```{language}\n(.*?)\n *```", SECTION, flags=re.S)
@@ -64,7 +66,7 @@ def run(*args: str, cwd: Path, env: dict[str, str]) -> str:
 
 
 class Site:
-    """A fresh virtualenv with the wheel, and a startproject site following the README."""
+    """A fresh virtualenv with the wheel, and a startproject site following the quickstart."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -101,7 +103,9 @@ class Site:
         )
         (wheel,) = wheels.glob("django_page_images-*.whl")
         run(sys.executable, "-m", "venv", str(self.venv), cwd=self.home, env=self.env)
-        (pip_line,) = [line for line in blocks("sh")[0].splitlines() if "pip install" in line]
+        (pip_line,) = [
+            line for block in blocks("sh") for line in block.splitlines() if "pip install" in line
+        ]
         extras = re.search(r"django-page-images(\[[a-z,]+\])", pip_line)
         assert extras, pip_line
         run(
@@ -117,10 +121,14 @@ class Site:
         )
 
     def start_site(self, provider_settings: str, redis_url: str) -> None:
-        """``startproject`` and ``startapp``, the site's own product page, then the README."""
+        """The quickstart's ``startproject`` and ``startapp``, the site's own product page, then
+        the quickstart's steps."""
         self.dir.mkdir(exist_ok=True)
-        run(self.bin("django-admin"), "startproject", "mysite", ".", cwd=self.dir, env=self.env)
-        run(self.python, "manage.py", "startapp", "shop", cwd=self.dir, env=self.env)
+        (start,) = [b for b in blocks("console") if b.startswith("django-admin startproject")]
+        for line in start.splitlines():
+            program, *args = line.split()
+            program = self.bin("django-admin") if program == "django-admin" else self.python
+            run(program, *args, cwd=self.dir, env=self.env)
         settings = self.dir / "mysite" / "settings.py"
         # What the site had before: its shop app, media for its product photos, Pillow.
         text = settings.read_text().replace("INSTALLED_APPS = [", 'INSTALLED_APPS = [\n    "shop",')
@@ -142,7 +150,7 @@ class Site:
             'path("admin/", admin.site.urls), path("product/<int:pk>/", views.product)'
             "] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT) + ["
         )
-        # --- README step 2: settings -------------------------------------------------------
+        # --- step 2: settings ---------------------------------------------------------------
         readme_settings = block("python", "# settings.py")
         readme_settings = readme_settings.replace(
             "INSTALLED_APPS = [..., ", "INSTALLED_APPS += ["
@@ -153,10 +161,10 @@ class Site:
             "TASK_TIME_LIMIT=10)\n"
         )
         settings.write_text(text)
-        # --- README step 3: the Celery app ----------------------------------------------------
+        # --- step 3: the Celery app ----------------------------------------------------------
         (self.dir / "mysite" / "celery.py").write_text(block("python", "# mysite/celery.py"))
         (self.dir / "mysite" / "__init__.py").write_text(block("python", "# mysite/__init__.py"))
-        # --- README step 4: the model, then migrate --------------------------------------------
+        # --- step 4: the model, then migrate --------------------------------------------------
         model = block("python", "# shop/models.py")
         (self.dir / "shop" / "models.py").write_text("from django.db import models\n" + model)
         for command in blocks("sh"):
@@ -168,14 +176,14 @@ class Site:
                     cwd=self.dir,
                     env=self.env,
                 )
-        # --- README step 5: the URLs, before the site's own ------------------------------------
+        # --- step 5: the URLs, before the site's own ------------------------------------------
         urls = block("python", "# mysite/urls.py").replace("...", site_urls)
         (self.dir / "mysite" / "urls.py").write_text(
             "from django.conf import settings\nfrom django.conf.urls.static import static\n"
             "from django.contrib import admin\nfrom django.urls import include, path\n\n"
             "from shop import views\n\n" + urls
         )
-        # --- README step 6: the template ----------------------------------------------------------
+        # --- step 6: the template ----------------------------------------------------------------
         template = block("django", "{% load static django_htmx page_images %}")
         head, _, body = template.partition("\n\n")
         (self.dir / "shop" / "templates" / "shop").mkdir(parents=True)
@@ -183,10 +191,10 @@ class Site:
             f"<!doctype html><html><head>{head}</head>\n<body>"
             "<h1>{{ product.description }}</h1>\n" + body + "</body></html>\n"
         )
-        # --- README step 7: static files under uvicorn --------------------------------------------
+        # --- step 7: static files under uvicorn --------------------------------------------------
         asgi = self.dir / "mysite" / "asgi.py"
         wrapper = re.search(r"`(application = ASGIStaticFilesHandler\(.*?\))`", SECTION, re.S)
-        assert wrapper, "the README no longer says how uvicorn serves static files"
+        assert wrapper, "the quickstart no longer says how uvicorn serves static files"
         asgi.write_text(
             asgi.read_text()
             .replace("application = get_asgi_application()", wrapper.group(1))
@@ -213,7 +221,7 @@ class Site:
         )
 
     def command(self, program: str) -> list[str]:
-        """The README's command line for ``program`` (celery or uvicorn), as its words."""
+        """The quickstart's command line for ``program`` (celery or uvicorn), as its words."""
         (line,) = [
             line.split("#", 1)[0].split()
             for line in block(
@@ -294,7 +302,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         site.start("web", [*site.command("uvicorn"), "--port", str(web_port)])
         wait(lambda: machine.reachable("127.0.0.1", web_port), "uvicorn", timeout=60)
         # The banner's queue list is the worker's last word before it consumes (it logs "ready"
-        # only at INFO, which the README's command line does not ask for).
+        # only at INFO, which the quickstart's command line does not ask for).
         wait(lambda: "[queues]" in site.log("worker"), "the worker", timeout=60)
         site.url = f"http://127.0.0.1:{web_port}"
         yield site
@@ -318,12 +326,12 @@ def chromium() -> Iterator[Any]:
 
 @case(
     "worker",
-    "The README followed in a fresh startproject site; the worker SIGKILLed mid-job",
+    "The docs' quickstart followed in a fresh startproject site; the worker SIGKILLed mid-job",
     "The picture arrives without a reload; 'did not finish in time' with Try again, no command "
     "run; a visitor sees neither.",
 )
 @pytest.mark.timeout(600)  # the wheel and a fresh virtualenv with LiteLLM: a minute or two
-def test_the_readme_gives_a_live_picture_a_try_again_after_a_kill_and_nothing_to_visitors(
+def test_the_quickstart_gives_a_live_picture_a_try_again_after_a_kill_and_nothing_to_visitors(
     site: Site, chromium: Any
 ) -> None:
     installed, url = site, site.url
@@ -351,7 +359,7 @@ def test_the_readme_gives_a_live_picture_a_try_again_after_a_kill_and_nothing_to
     stylesheet = editor.evaluate(
         "[...document.styleSheets].some(s => (s.href || '').includes('page_images.css'))"
     )
-    assert stylesheet, "the README's stylesheet line did not load the stylesheet"
+    assert stylesheet, "the quickstart's stylesheet line did not load the stylesheet"
 
     # The worker dies mid-job: the page shows "Try again" by itself, with no command run.
     editor.goto(f"{url}/product/2/")

@@ -442,3 +442,26 @@ def test_the_ai_label_is_only_for_a_picture(editor, make_page, settings, state):
 def test_the_ai_label_is_off_by_default(editor, make_page):
     ready = make_page(image="page_images/x.png")
     assert "page-images-label" not in render("{% page_image p %}", editor, p=ready)
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        ("http://testserver/stories/3/?tab=images", "/stories/3/?tab=images"),
+        ("http://testserver/", "/"),
+        # Not this site's page: the fragment's own address, which the trigger sends home.
+        ("https://elsewhere.example/phish/", "/page-images/fragment/?ref="),
+        ("", "/page-images/fragment/?ref="),
+    ],
+)
+def test_a_fetched_container_sends_a_bare_form_back_to_the_page_htmx_names(
+    editor, make_page, current, expected
+):
+    record = make_page("A lighthouse")
+    client = Client()
+    client.force_login(editor)
+    headers = {"HX-Request": "true", "HX-Current-URL": current}
+    html = client.get("/page-images/fragment/", {"ref": sign_record(record)}, headers=headers)
+    found = re.search(r'name="next" value="([^"]*)"', html.content.decode())
+    assert found is not None
+    assert found.group(1).replace("&amp;", "&").startswith(expected)

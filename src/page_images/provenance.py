@@ -149,7 +149,7 @@ def add_xmp(content: bytes, format: str, packet: bytes) -> bytes:
         # Right after IHDR: before the first IDAT, where readers that stop at the pixels see it.
         # Keyword, then no compression, no language tag, no translated keyword: 4 zero bytes.
         chunk = _png_chunk(b"iTXt", _PNG_XMP_KEYWORD + b"\0\0\0\0" + packet)
-        return content[: parts[0].end] + chunk + content[parts[0].end :]
+        return _spliced(content, parts[0].end, chunk)
     if format == "JPEG":
         return _add_jpeg_xmp(content, parts, packet)
     return _add_webp_xmp(content, parts, packet)
@@ -237,7 +237,7 @@ def _add_jpeg_xmp(content: bytes, parts: list[_Part], packet: bytes) -> bytes:
     at = leading[-1].end if leading else 2
     payload = _JPEG_XMP_HEADER + packet
     segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
-    return content[:at] + segment + content[at:]
+    return _spliced(content, at, segment)
 
 
 def _comes_first_in_jpeg(part: _Part) -> bool:
@@ -274,8 +274,9 @@ def _add_webp_xmp(content: bytes, parts: list[_Part], packet: bytes) -> bytes:
     first = parts[0] if parts else None
     if first is not None and first.kind == b"VP8X":
         flags = content[first.start + 8] | _WEBP_XMP_FLAG
-        body = (
-            content[12 : first.start + 8] + bytes([flags]) + content[first.start + 9 :] + xmp_chunk
+        view = memoryview(content)
+        body = b"".join(
+            (view[12 : first.start + 8], bytes([flags]), view[first.start + 9 :], xmp_chunk)
         )
     elif first is not None and first.kind in (b"VP8 ", b"VP8L"):
         width, height, alpha = _webp_canvas(first)
@@ -287,10 +288,16 @@ def _add_webp_xmp(content: bytes, parts: list[_Part], packet: bytes) -> bytes:
             + (width - 1).to_bytes(3, "little")
             + (height - 1).to_bytes(3, "little")
         )
-        body = vp8x + content[12:] + xmp_chunk
+        body = b"".join((vp8x, memoryview(content)[12:], xmp_chunk))
     else:
         raise UnmarkableImageError("WebP starts with neither VP8X, VP8 nor VP8L")
     return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + body
+
+
+def _spliced(content: bytes, at: int, insert: bytes) -> bytes:
+    # One copy of a picture of megabytes, where slicing and adding would make three.
+    view = memoryview(content)
+    return b"".join((view[:at], insert, view[at:]))
 
 
 def _webp_canvas(chunk: _Part) -> tuple[int, int, bool]:

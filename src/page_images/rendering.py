@@ -30,7 +30,7 @@ import html
 import math
 import re
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from weakref import WeakKeyDictionary
 
 from django.core.exceptions import ImproperlyConfigured
@@ -44,6 +44,7 @@ from django.urls import (
 )
 from django.utils import timezone
 from django.utils.functional import Promise, SimpleLazyObject
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
@@ -228,6 +229,21 @@ class _Permission:
         return repr(bool(self))
 
 
+def _page_path(request: HttpRequest) -> str:
+    """Where a chip's bare form (no script yet, or not bound yet) sends the editor back to.
+
+    A container htmx fetched is drawn by the fragment view, whose own URL is a bare fragment: the
+    page the editor is on is the one htmx names (HX-Current-URL), when it is on this site.
+    """
+    current = request.headers.get("HX-Current-URL", "") if request.headers.get("HX-Request") else ""
+    if current and url_has_allowed_host_and_scheme(
+        current, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        parts = urlsplit(current)
+        return f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+    return request.get_full_path()
+
+
 def _page_context(request: HttpRequest | None) -> dict[str, Any]:
     """What every container of a page shares, worked out once per request.
 
@@ -251,7 +267,7 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "restore_url": _safe_if_plain(reverse("page_images:restore")),
             "prompt_panel": app_settings.PROMPT_PANEL,
             "regenerate": app_settings.REGENERATE or reviewing(),
-            "next": request.get_full_path() if request is not None else "",
+            "next": _page_path(request) if request is not None else "",
             "chip_label": _CHIP_LABEL,
             "retry_label": _RETRY_LABEL,
             "cancel_label": _CANCEL_LABEL,

@@ -200,6 +200,12 @@
     if (!before) {
       return;
     }
+    // htmx binds the new controls only when it settles (20 ms later, longer on a busy page): a
+    // click or an Enter in between would post the bare form and reload the page. Bound now, they
+    // answer from the moment they are seen (htmx skips them at settle: already bound).
+    if (window.htmx) {
+      window.htmx.process(box);
+    }
     // Said when it changed, or when the editor asked (a second refused click says so again).
     var sentence = sentenceOf(box, before.state);
     if (sentence !== before.sentence || before.asked) {
