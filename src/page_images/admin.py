@@ -35,6 +35,7 @@ from page_images import quotas
 from page_images.exceptions import QuotaExceededError
 from page_images.history import Generation, content_type_of
 from page_images.permissions import can_generate
+from page_images.wording import shown
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -298,7 +299,7 @@ class ImageGeneratingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         try:
             started = request_generations(wanted, user=request.user)
         except EnqueueError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+            self.message_user(request, shown(str(exc)), messages.ERROR)
             return
         # Claimed by someone else between the reading and the claim.
         skipped["generating"] += len(wanted) - len(started)

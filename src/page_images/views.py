@@ -37,6 +37,7 @@ from page_images.queueing import request_generation
 from page_images.references import BadReference, RecordNotFound, load_record
 from page_images.rendering import container_context
 from page_images.specs import reviewing
+from page_images.wording import shown
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,7 +86,7 @@ def _container(
     panel: str = "",
     prompt: str | None = None,
 ) -> HttpResponse:
-    if message == instance.image_error:
+    if message and message == instance.image_error_message:
         message = ""  # the record shows it already (a broker failure is recorded on it)
     context = container_context(request, instance, message=message, panel=panel, prompt=prompt)
     html = render_to_string("page_images/container.html", context, request)
@@ -186,13 +187,13 @@ def trigger(request: HttpRequest) -> HttpResponse:
     except QuotaExceededError as exc:  # nothing claimed or queued (quotas.py)
         return _answer(request, instance, 429, exc.user_message)
     except EmptyPromptError as exc:
-        return _answer(request, instance, 400, str(exc))
+        return _answer(request, instance, 400, shown(str(exc)))
     except InvalidChoiceError as exc:
         if _is_htmx(request) and prompt is not None:  # back to the panel, with what was typed
             return _container(request, instance, 400, str(exc), panel="compose", prompt=prompt)
         return _answer(request, instance, 400, str(exc))
     except EnqueueError as exc:
-        return _answer(request, instance, 503, str(exc))
+        return _answer(request, instance, 503, shown(str(exc)))
     if token is None:
         # Another click's job is running, or its picture has landed since this page was drawn:
         # show that, not the chip this editor saw, and queue nothing.
