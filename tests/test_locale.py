@@ -16,11 +16,13 @@ import polib
 import pytest
 from django.test import Client
 
+import page_images
 from page_images.references import sign_record
 from tests.support.jobs import celery_app
 from tests.support.web import HTMX, TRIGGER, client_for
 
-LOCALE = Path(__file__).resolve().parent.parent / "src" / "page_images" / "locale"
+#: The catalogs of the copy this run imports: src/'s, or the installed wheel's (.ci/wheel).
+LOCALE = Path(page_images.__file__).resolve().parent / "locale"
 CATALOGS = sorted(LOCALE.glob("*/LC_MESSAGES/*.po"))
 FRAGMENT = "/page-images/fragment/"
 
