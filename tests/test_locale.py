@@ -10,6 +10,10 @@ read in German.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polib
@@ -74,6 +78,28 @@ def entries(catalog: polib._BaseFile) -> dict[tuple[str, str], object]:
             value = entry.msgstr
         found[(entry.msgctxt or "", entry.msgid)] = value
     return found
+
+
+@pytest.mark.process
+def test_the_catalog_holds_every_string_the_code_marks(tmp_path):
+    """``make messages`` was run: makemessages over the package (GNU xgettext, a process) finds
+    no string that the German catalog lacks, and none it holds that the code no longer marks."""
+    package = Path(page_images.__file__).resolve().parent
+    copy = tmp_path / "page_images"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    subprocess.run(
+        [sys.executable, "-m", "django", "makemessages", "-l", "de", "--no-obsolete"],
+        cwd=copy,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    marked = {entry.msgid for entry in polib.pofile(str(copy / "locale/de/LC_MESSAGES/django.po"))}
+    catalog = {entry.msgid for entry in polib.pofile(str(LOCALE / "de/LC_MESSAGES/django.po"))}
+    assert sorted(marked - catalog) == [], "new strings: run `make messages`, then translate them"
+    assert sorted(catalog - marked) == [], "strings the code dropped: run `make messages`"
 
 
 def test_a_catalog_whose_mo_lags_behind_its_po_is_told_apart(tmp_path):
@@ -227,3 +253,29 @@ def test_an_anonymous_visitor_gets_no_german_error(german, make_page):
     page = make_page(image_generating=True)
     html = Client(HTTP_ACCEPT_LANGUAGE="de").get(FRAGMENT, {"ref": sign_record(page)})
     assert "Bild-Job" not in html.content.decode()
+
+
+@pytest.mark.process
+@pytest.mark.browser
+def test_a_browser_that_asks_for_german_gets_the_demos_chip_in_german(tmp_path, browser):
+    """make demo as is (no DEMO_LANGUAGE): Chromium asks for German, and an editor clicks the
+    German chip, watches the wait counted in German, and hears the picture arrive in German."""
+    from tests.support.demo import container, demo_stack, editor_tab
+
+    with (
+        demo_stack(tmp_path, job_seconds=2.5) as stack,
+        editor_tab(browser, stack.url, stack, locale="de-DE") as tab,
+    ):
+        assert tab.locator("html").get_attribute("lang") == "de"
+        box = container(tab, 0)
+        box.get_by_role("button", name="Bild generieren").click()
+        box.get_by_text("Bild wird generiert…").wait_for()
+        assert box.get_by_role("button", name="Abbrechen").is_visible()
+        elapsed = box.locator(".page-images-elapsed")
+        elapsed.wait_for()
+        assert elapsed.inner_text().startswith(("wartet seit", "läuft seit")), elapsed.inner_text()
+        box.locator("img.page-images-image").wait_for(timeout=20_000)
+        tab.wait_for_function(
+            "document.querySelector('.page-images-live').textContent === 'Bild fertig'"
+        )
+        assert "Generate image" not in tab.content()
