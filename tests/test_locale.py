@@ -260,7 +260,7 @@ def test_an_anonymous_visitor_gets_no_german_error(german, make_page):
 def test_a_browser_that_asks_for_german_gets_the_demos_chip_in_german(tmp_path, browser):
     """make demo as is (no DEMO_LANGUAGE): Chromium asks for German, and an editor clicks the
     German chip, watches the wait counted in German, and hears the picture arrive in German."""
-    from tests.support.demo import container, demo_stack, editor_tab
+    from tests.support.demo import container, demo_stack, doc_shot, editor_tab
 
     with (
         demo_stack(tmp_path, job_seconds=2.5) as stack,
@@ -270,6 +270,7 @@ def test_a_browser_that_asks_for_german_gets_the_demos_chip_in_german(tmp_path, 
         box = container(tab, 0)
         box.get_by_role("button", name="Bild generieren").click()
         box.get_by_text("Bild wird generiert…").wait_for()
+        doc_shot(tab.locator("article.page").first, "translations-de-generating")
         assert box.get_by_role("button", name="Abbrechen").is_visible()
         elapsed = box.locator(".page-images-elapsed")
         elapsed.wait_for()
