@@ -234,6 +234,29 @@ def test_the_views_refusals_speak_german(german, editor, reader, make_page):
     assert "Es gibt keinen Text, aus dem ein Bild entstehen könnte." in nothing.content.decode()
 
 
+def test_the_historys_error_is_read_in_german_in_the_admin(german, make_page, django_user_model):
+    from page_images.history import ABANDONED_MESSAGE, Generation, content_type_of
+
+    page = make_page()
+    row = Generation.objects.create(
+        content_type=content_type_of(page),
+        object_id=str(page.pk),
+        token="00000000-0000-4000-8000-000000000001",
+        prompt="A red fox",
+        status=Generation.Status.FAILED,
+        error=ABANDONED_MESSAGE,
+    )
+    admin = django_user_model.objects.create_superuser("root", password="pw")
+    html = (
+        client_for(admin, HTTP_ACCEPT_LANGUAGE="de")
+        .get(f"/admin/page_images/generation/{row.pk}/change/")
+        .content.decode()
+    )
+    assert "Der Bild-Job wurde nicht rechtzeitig fertig." in html
+    assert ABANDONED_MESSAGE not in html
+    assert "fehlgeschlagen" in html
+
+
 def test_the_stream_scripts_words_are_german(german, editor):
     from django.template import Context, Template
     from django.test import RequestFactory

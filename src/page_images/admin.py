@@ -369,6 +369,14 @@ class GenerationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["prompt"]
     list_select_related = ["content_type", "user"]
     date_hierarchy = "created_at"
+    # The error is stored as the editor read it, in English (page_images.wording): shown here in
+    # the reader's language, as the record's container shows it.
+    exclude = ["error"]
+    readonly_fields = ["error_shown"]
+
+    @admin.display(description=_("error"))
+    def error_shown(self, obj: Generation) -> str:
+        return shown(obj.error)
 
     @admin.display(description=_("record"))
     def record_link(self, obj: Generation) -> str:
