@@ -212,6 +212,22 @@ def test_a_picture_and_its_tools_speak_german(german, editor, make_page, configu
     assert "KI-generiert" in html
 
 
+def test_a_sites_preset_label_may_be_lazy_and_is_read_in_each_editors_language(
+    german, editor, make_page, configure
+):
+    from django.core.management import call_command
+    from django.utils.translation import gettext_lazy
+
+    # A msgid the app's catalog has, standing for the site's own ("Watercolour" in its catalog).
+    configure(
+        PROMPT_PANEL=True, PRESETS={"ink": {"label": gettext_lazy("Close"), "prompt": "Ink."}}
+    )
+    call_command("check", "--tag", "page_images", "--fail-level", "ERROR")
+    client = client_for(editor, HTTP_ACCEPT_LANGUAGE="de")
+    panel = client.get("/page-images/panel/", {"ref": sign_record(make_page())}).content.decode()
+    assert '<option value="ink">Schließen</option>' in panel
+
+
 def test_the_views_refusals_speak_german(german, editor, reader, make_page):
     page = make_page()
     refused = client_for(reader, HTTP_ACCEPT_LANGUAGE="de").post(
