@@ -228,6 +228,27 @@ def test_a_sites_preset_label_may_be_lazy_and_is_read_in_each_editors_language(
     assert '<option value="ink">Schließen</option>' in panel
 
 
+def test_the_quotas_words_and_money_are_german(settings, editor):
+    from django.utils import translation
+
+    from page_images import quotas
+    from page_images.exceptions import QuotaExceededError
+
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "QUOTAS": {"per_user": {"day": 2}}}
+    with translation.override("de"):
+        assert quotas.remaining(editor).message == "Heute noch 2 von 2 Bildern übrig"
+        with pytest.raises(QuotaExceededError) as refused:
+            quotas.enforce_generations(editor, 3)
+    assert refused.value.user_message == (
+        "Für heute sind nur noch 2 Bilder übrig, angefordert sind 3."
+    )
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "QUOTAS": {"site": {"month_usd": "1.5"}}}
+    with translation.override("de"):
+        german = quotas.remaining(editor).message
+    assert german == "Diesen Monat noch 1,50 $ von 1,50 $ dieser Website übrig"
+    assert quotas.remaining(editor).message == "$1.50 of this site's $1.50 left this month"
+
+
 def test_the_views_refusals_speak_german(german, editor, reader, make_page):
     page = make_page()
     refused = client_for(reader, HTTP_ACCEPT_LANGUAGE="de").post(
