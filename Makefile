@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 # A line that cannot run in a test says why on the line: `# pragma: no cover - <reason>`.
 COVERAGE_MIN ?= 100
 
-.PHONY: test test-full test-all coverage demo lint typecheck tox bench bench-quick clean docs
+.PHONY: test test-full test-all coverage demo lint typecheck tox bench bench-quick clean docs messages
 
 DEMO_STAMP := $(VENV)/.demo-installed
 
@@ -72,6 +72,15 @@ bench: $(BENCH_STAMP)
 # Smaller loads; fails only when a figure misses its target by a wide margin (CI runs this).
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --quick $(ARGS)
+
+# The catalogs under src/page_images/locale/: every string marked in the package's code and
+# templates (new ones arrive untranslated), then the .mo files the wheel ships. Needs GNU gettext
+# (apt-get install gettext). Locations by file only, so that a moved line changes no catalog;
+# tests/test_locale.py fails while a string is untranslated or a .mo is older than its .po.
+messages: $(STAMP)
+	cd src/page_images && ../../$(BIN)/django-admin makemessages --all --add-location file \
+		--no-obsolete
+	cd src/page_images && ../../$(BIN)/django-admin compilemessages
 
 clean:
 	rm -rf $(VENV) .tox build dist src/*.egg-info .coverage .coverage.* docs/_build

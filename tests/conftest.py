@@ -35,8 +35,14 @@ hypothesis_settings.load_profile(
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from django.conf import settings
 
+    import page_images
+
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-    return [f"page_images: database={engine}, CI={machine.CI}"]
+    return [
+        f"page_images: database={engine}, CI={machine.CI}",
+        # The wheel's run (.ci/wheel) shows here that it tests the installed copy, not src/.
+        f"page_images: imported from {os.path.dirname(page_images.__file__)}",
+    ]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -7,6 +7,9 @@ LocalBackend, and the file event bus. Two environment variables switch it to pro
 - PAGE_IMAGES_MODEL=openai/gpt-image-1 (with OPENAI_API_KEY, or PAGE_IMAGES_API_BASE for the fake
   provider): real pictures through LiteLLM; PAGE_IMAGES_ALT_MODEL=openai/gpt-4o-mini beside it
   writes their alt text with that vision model (without LiteLLM, LocalBackend names the colours).
+
+DEMO_LANGUAGE=de shows the app's German translation to every browser; without it, each browser
+gets English or German as its Accept-Language asks.
 """
 
 from __future__ import annotations
@@ -42,6 +45,16 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+# The app ships a German translation. Each browser gets the chip in its own language among these
+# (LocaleMiddleware reads Accept-Language); DEMO_LANGUAGE=de shows every browser the German one.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+DEMO_LANGUAGE = os.environ.get("DEMO_LANGUAGE", "")
+LANGUAGE_CODE = DEMO_LANGUAGE or "en"
+if not DEMO_LANGUAGE:
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+        "django.middleware.locale.LocaleMiddleware",
+    )
 ROOT_URLCONF = "example.urls"
 TEMPLATES = [
     {

@@ -15,13 +15,16 @@ import socket
 from urllib.parse import urlsplit
 
 import requests
+from django.utils.translation import gettext_noop
 from urllib3.util import parse_url
 
 from page_images.exceptions import InvalidImageError, TransientGenerationError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-REFUSED_TARGET = "The image service pointed at an address this site will not fetch from."
+REFUSED_TARGET = gettext_noop(
+    "The image service pointed at an address this site will not fetch from."
+)
 
 
 def parse_address(value: str | IPAddress) -> IPAddress:
@@ -70,7 +73,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         raise InvalidImageError(REFUSED_TARGET, detail=f"bad host name {host!r}: {exc}") from exc
     except OSError as exc:
         raise TransientGenerationError(
-            "The picture's address could not be looked up. Try again.", detail=f"{host}: {exc}"
+            gettext_noop("The picture's address could not be looked up. Try again."),
+            detail=f"{host}: {exc}",
         ) from exc
     return [parse_address(str(info[4][0])) for info in infos]
 
@@ -137,7 +141,7 @@ def check_url(url: str, *, allow_loopback: bool) -> str:
     refused = [a for a in addresses if not is_allowed_address(a, allow_loopback=allow_loopback)]
     if refused or not addresses:
         raise InvalidImageError(
-            "The image service pointed at an address that is not a public address.",
+            gettext_noop("The image service pointed at an address that is not a public address."),
             detail=f"{host} resolves to {', '.join(map(str, refused)) or 'nothing'}",
         )
     if scheme == "http" and not all(a.is_loopback for a in addresses):

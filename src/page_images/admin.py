@@ -35,6 +35,7 @@ from page_images import quotas
 from page_images.exceptions import QuotaExceededError
 from page_images.history import Generation, content_type_of
 from page_images.permissions import can_generate
+from page_images.wording import shown
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -298,7 +299,7 @@ class ImageGeneratingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         try:
             started = request_generations(wanted, user=request.user)
         except EnqueueError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+            self.message_user(request, shown(str(exc)), messages.ERROR)
             return
         # Claimed by someone else between the reading and the claim.
         skipped["generating"] += len(wanted) - len(started)
@@ -368,6 +369,14 @@ class GenerationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["prompt"]
     list_select_related = ["content_type", "user"]
     date_hierarchy = "created_at"
+    # The error is stored as the editor read it, in English (page_images.wording): shown here in
+    # the reader's language, as the record's container shows it.
+    exclude = ["error"]
+    readonly_fields = ["error_shown"]
+
+    @admin.display(description=_("error"))
+    def error_shown(self, obj: Generation) -> str:
+        return shown(obj.error)
 
     @admin.display(description=_("record"))
     def record_link(self, obj: Generation) -> str:

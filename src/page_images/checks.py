@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 
 from page_images.backends import build_backend, describer_config
@@ -373,7 +374,9 @@ def _preset_problem(name: Any, preset: Any) -> str:
     if unknown:
         return f"has unknown keys: {', '.join(unknown)}"
     for key in ("label", "prompt"):
-        if not isinstance(preset.get(key, ""), str):
+        value = preset.get(key, "")
+        # A label may be gettext_lazy("Watercolour"): each editor reads it in their language.
+        if not isinstance(value, str) and not (key == "label" and isinstance(value, Promise)):
             return f"'{key}' must be a string"
     quality = preset.get("quality")
     if quality is not None and (not isinstance(quality, str) or len(quality) > _QUALITY_MAX):

@@ -30,6 +30,7 @@ from page_images.permissions import can_generate
 from page_images.queueing import request_generation
 from page_images.references import BadReference, RecordNotFound, load_record
 from page_images.specs import reviewing
+from page_images.wording import shown
 
 if TYPE_CHECKING:
     import uuid
@@ -170,10 +171,14 @@ def start(
         )
     except QuotaExceededError as exc:  # nothing claimed or queued (quotas.py)
         raise Refused(429, exc.user_message, instance) from exc
-    except (EmptyPromptError, InvalidChoiceError) as exc:
+    except InvalidChoiceError as exc:
         raise Refused(400, str(exc), instance) from exc
+    # Their sentences are stored on the record in English (the worker has no language): the
+    # editor reads them in theirs (page_images.wording).
+    except EmptyPromptError as exc:
+        raise Refused(400, shown(str(exc)), instance) from exc
     except EnqueueError as exc:
-        raise Refused(503, str(exc), instance) from exc
+        raise Refused(503, shown(str(exc)), instance) from exc
     if token is None:
         try:
             instance.refresh_from_db()

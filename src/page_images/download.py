@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 
 import requests
 import urllib3.exceptions
+from django.utils.translation import gettext_noop
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -38,7 +39,7 @@ CHUNK = 64 * 1024
 MAX_OPERATION_TIMEOUT = 10.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
-UNREACHABLE = "The picture could not be fetched from the image service."
+UNREACHABLE = gettext_noop("The picture could not be fetched from the image service.")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ by the task) or not (:class:`PermanentGenerationError`, shown at once).
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_noop
 
 
 class PageImagesConfigurationError(ImproperlyConfigured):
@@ -33,10 +34,14 @@ class PageImagesError(Exception):
     """Base of every runtime error raised by django-page-images."""
 
 
+#: What an editor reads when the record has no text to draw from.
+NO_TEXT = gettext_noop("There is no text to make a picture from.")
+
+
 class EmptyPromptError(PageImagesError, ValueError):
     """The record has no text to make a picture from; nothing is sent to a provider."""
 
-    def __init__(self, message: str = "There is no text to make a picture from.") -> None:
+    def __init__(self, message: str = NO_TEXT) -> None:
         super().__init__(message)
 
 
@@ -71,10 +76,15 @@ class StaleClaimError(PageImagesError):
 
 
 class GenerationError(PageImagesError):
-    """A generation failed; ``user_message`` is safe and useful to show to an editor."""
+    """A generation failed; ``user_message`` is safe and useful to show to an editor.
+
+    ``user_message`` is the sentence's English source, as the catalogs know it (marked with
+    ``gettext_noop`` where it is written): it is stored on the record and translated where it is
+    shown, in the reader's language (:func:`page_images.wording.shown`).
+    """
 
     #: Shown when the raiser gives no message of its own.
-    default_message = "The image could not be generated."
+    default_message = gettext_noop("The image could not be generated.")
 
     def __init__(self, user_message: str | None = None, *, detail: str = "") -> None:
         self.user_message = user_message or self.default_message
@@ -86,7 +96,9 @@ class GenerationError(PageImagesError):
 class TransientGenerationError(GenerationError):
     """Trying again later may succeed: rate limits, timeouts, 5xx answers, dropped connections."""
 
-    default_message = "The image service is busy or unreachable. Try again in a moment."
+    default_message = gettext_noop(
+        "The image service is busy or unreachable. Try again in a moment."
+    )
 
 
 class PermanentGenerationError(GenerationError):
@@ -96,7 +108,7 @@ class PermanentGenerationError(GenerationError):
 class ContentPolicyError(PermanentGenerationError):
     """The provider refused the prompt under its content policy."""
 
-    default_message = (
+    default_message = gettext_noop(
         "The image service refused this text under its content policy. Edit the text and try again."
     )
 
@@ -104,7 +116,7 @@ class ContentPolicyError(PermanentGenerationError):
 class ProviderAuthenticationError(PermanentGenerationError):
     """The provider rejected the credentials: the API key is missing, wrong or lacks access."""
 
-    default_message = (
+    default_message = gettext_noop(
         "The image service rejected the API key. Ask the site's administrator to check it."
     )
 
@@ -112,7 +124,9 @@ class ProviderAuthenticationError(PermanentGenerationError):
 class InvalidImageError(PermanentGenerationError):
     """The bytes that came back are not an acceptable image (corrupt, too big, wrong type)."""
 
-    default_message = "The image service sent back something that is not a usable image."
+    default_message = gettext_noop(
+        "The image service sent back something that is not a usable image."
+    )
 
 
 class StorageWriteError(PermanentGenerationError):
@@ -122,13 +136,13 @@ class StorageWriteError(PermanentGenerationError):
     same full disk. The editor's next click starts afresh.
     """
 
-    default_message = "The picture was made but could not be saved. Try again."
+    default_message = gettext_noop("The picture was made but could not be saved. Try again.")
 
 
 class GenerationTimeoutError(TransientGenerationError):
     """The provider or the download did not finish within its deadline."""
 
-    default_message = "The image service took too long to answer. Try again."
+    default_message = gettext_noop("The image service took too long to answer. Try again.")
 
 
 class PromptChangedError(TransientGenerationError):
@@ -137,4 +151,4 @@ class PromptChangedError(TransientGenerationError):
     Transient, so the task makes the picture again from the new text (within ``MAX_RETRIES``).
     """
 
-    default_message = "The text changed while the picture was being made. Try again."
+    default_message = gettext_noop("The text changed while the picture was being made. Try again.")

@@ -21,6 +21,7 @@ from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -248,7 +249,7 @@ def close_open(record: models.Model, status: str, *, error: str = "") -> int:
 
 
 #: What a generation whose job was presumed dead (or taken over by a newer click) says.
-ABANDONED_MESSAGE = "The image job did not finish in time."
+ABANDONED_MESSAGE = gettext_noop("The image job did not finish in time.")
 
 #: The generations whose job may still write to them.
 OPEN = (Generation.Status.QUEUED, Generation.Status.RUNNING)

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.utils.translation import gettext_noop
 from PIL import Image, UnidentifiedImageError
 
 from page_images.conf import app_settings
@@ -31,10 +32,10 @@ NEUTRAL_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
 #: Pillow names a JPEG that carries extra frames "MPO"; its bytes are still a plain JPEG.
 FORMAT_ALIASES = {"MPO": "JPEG"}
 
-NOT_A_PICTURE = "The image service sent back something that is not a picture."
-TOO_LARGE = "The picture is larger than this site accepts."
-TOO_MANY_PIXELS = "The picture has more pixels than this site accepts."
-DAMAGED = "The picture that came back is damaged or incomplete."
+NOT_A_PICTURE = gettext_noop("The image service sent back something that is not a picture.")
+TOO_LARGE = gettext_noop("The picture is larger than this site accepts.")
+TOO_MANY_PIXELS = gettext_noop("The picture has more pixels than this site accepts.")
+DAMAGED = gettext_noop("The picture that came back is damaged or incomplete.")
 
 #: What Pillow's decoders raise on hostile or broken input. Caught so that bad bytes always end as
 #: an InvalidImageError (a refusal the editor sees) and never as a crash of the job.
@@ -107,7 +108,9 @@ def check_declared_type(declared_type: str | None, formats: Iterable[str] | None
 def check_size(content: bytes, max_bytes: int) -> None:
     """Refuse empty and oversized bodies before any parser sees them."""
     if not content:
-        raise InvalidImageError("The image service sent back an empty picture.", detail="0 bytes")
+        raise InvalidImageError(
+            gettext_noop("The image service sent back an empty picture."), detail="0 bytes"
+        )
     if len(content) > max_bytes:
         raise InvalidImageError(TOO_LARGE, detail=f"{len(content)} bytes > MAX_BYTES {max_bytes}")
 

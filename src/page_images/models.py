@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from page_images.conf import app_settings
 from page_images.exceptions import PageImagesConfigurationError
@@ -26,6 +27,7 @@ from page_images.exceptions import PageImagesConfigurationError
 # The app's own tables live in their own module; Django finds models through this one.
 from page_images.history import Generation, Picture
 from page_images.permissions import default_permission
+from page_images.wording import shown
 
 if TYPE_CHECKING:
     from django.db.models.fields.files import FieldFile
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 #: What a record shows when its job was presumed dead (a killed worker, a lost queue).
-STALE_CLAIM_MESSAGE = "The image job did not finish in time. Try again."
+STALE_CLAIM_MESSAGE = gettext_noop("The image job did not finish in time. Try again.")
 
 
 def image_upload_to(instance: models.Model, filename: str) -> str:
@@ -197,10 +199,11 @@ class ImageGeneratingMixin(models.Model):
 
     @property
     def image_error_message(self) -> str:
-        """What the error state says: the recorded error, or that the job was presumed dead."""
+        """What the error state says, in the active language: the recorded error, or that the job
+        was presumed dead (the record stores the English sentence: page_images.wording)."""
         if self.image_error:
-            return self.image_error
-        return STALE_CLAIM_MESSAGE if self.image_generating else ""
+            return shown(self.image_error)
+        return shown(STALE_CLAIM_MESSAGE) if self.image_generating else ""
 
 
 def image_generating_models() -> list[type[ImageGeneratingMixin]]:

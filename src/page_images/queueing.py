@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
+from django.utils.translation import gettext_noop
 
 from page_images import claims, pictures, pricing, quotas, signals
 from page_images.conf import app_settings
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ENQUEUE_FAILED_MESSAGE = (
+ENQUEUE_FAILED_MESSAGE = gettext_noop(
     "The image job could not be queued (the task queue is unreachable). Try again."
 )
 

@@ -44,6 +44,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Case, DecimalField, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -104,9 +105,10 @@ class Limit:
     def _numbers(self) -> dict[str, str]:
         if self.unit == "images":
             return {"left": str(int(self.remaining)), "limit": str(int(self.limit))}
+        # Money in the reader's notation: "0.50" in English, "0,50" in German.
         return {
-            "left": str(self.remaining.quantize(_CENT)),
-            "limit": str(self.limit.quantize(_CENT)),
+            "left": number_format(self.remaining.quantize(_CENT), 2),
+            "limit": number_format(self.limit.quantize(_CENT), 2),
         }
 
     @property

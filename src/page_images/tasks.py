@@ -21,6 +21,7 @@ from celery.signals import worker_init
 from django.apps import apps
 from django.core.files.base import ContentFile
 from django.db import connections
+from django.utils.translation import gettext_noop
 from pydantic import BaseModel, ConfigDict
 
 from page_images import alttext, claims, history, pictures, pricing, signals
@@ -47,8 +48,8 @@ logger = logging.getLogger(__name__)
 #: The task's stable name, and the ``<workflow>`` of the seed's ``job:<channel>:<workflow>``.
 WORKFLOW = "page_images.generate"
 
-TIME_LIMIT_MESSAGE = "The image took too long to make. Try again."
-UNEXPECTED_MESSAGE = "Something went wrong while making the image. Try again."
+TIME_LIMIT_MESSAGE = gettext_noop("The image took too long to make. Try again.")
+UNEXPECTED_MESSAGE = gettext_noop("Something went wrong while making the image. Try again.")
 
 
 class ImageJob(BaseModel):

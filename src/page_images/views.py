@@ -51,7 +51,7 @@ def _container(
     panel: str = "",
     prompt: str | None = None,
 ) -> HttpResponse:
-    if message == instance.image_error:
+    if message and message == instance.image_error_message:
         message = ""  # the record shows it already (a broker failure is recorded on it)
     context = container_context(request, instance, message=message, panel=panel, prompt=prompt)
     html = render_to_string("page_images/container.html", context, request)

@@ -188,14 +188,18 @@ def chromium() -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def editor_tab(browser: Any, url: str, stack: Demo | None = None) -> Iterator[Any]:
+def editor_tab(
+    browser: Any, url: str, stack: Demo | None = None, *, locale: str | None = None
+) -> Iterator[Any]:
     """A tab of its own, logged in as the demo's editor, on the front page (every story).
+    ``locale`` ("de-DE") is the browser's language, sent as Accept-Language.
 
     ``tab.streams`` lists the event-stream requests: one, unless the stream had to reopen.
     ``tab.evidence()`` is what a failed test reports (tests/conftest.py): the browser's console
     and requests, the containers' markup and the end of the stack's log.
     """
-    context = browser.new_context(viewport={"width": 1100, "height": 1400})
+    language = {"locale": locale} if locale else {}
+    context = browser.new_context(viewport={"width": 1100, "height": 1400}, **language)
     try:
         tab: Any = context.new_page()
         tab.set_default_timeout(20_000)

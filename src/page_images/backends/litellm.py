@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from django.core.checks import CheckMessage, Error, Warning
+from django.utils.translation import gettext, gettext_noop
 
 from page_images.backends.base import (
     BaseBackend,
@@ -33,6 +34,7 @@ from page_images.backends.base import (
 )
 from page_images.download import download_image
 from page_images.exceptions import MissingDependencyError
+from page_images.wording import CONTENT_POLICY_REFUSAL, with_reason
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -97,23 +99,25 @@ def map_error(exc: Exception) -> Exception:
     text = provider_text(exc)
     detail = f"{name} {status}: {text}" if status else f"{name}: {text}"
     if name == "ContentPolicyViolationError" or (status == 400 and _CONTENT_POLICY.search(text)):
-        return ContentPolicyError(
-            f"The image service refused this text under its content policy: {text}", detail=detail
-        )
+        return ContentPolicyError(with_reason(CONTENT_POLICY_REFUSAL, text), detail=detail)
     if name in {"AuthenticationError", "PermissionDeniedError"} or status in {401, 403}:
         return ProviderAuthenticationError(detail=detail)
     if name == "Timeout" or status == 408:
         return GenerationTimeoutError(detail=detail)
     if name == "RateLimitError" or status == 429:
         return TransientGenerationError(
-            "The image service is rate-limiting this site. Try again in a few minutes.",
+            gettext_noop(
+                "The image service is rate-limiting this site. Try again in a few minutes."
+            ),
             detail=detail,
         )
     if name == "APIConnectionError" or (isinstance(status, int) and status >= 500):
         return TransientGenerationError(detail=detail)
     if name == "UnsupportedParamsError":
         return PermanentGenerationError(
-            "The image model does not accept the site's image settings. Ask an administrator.",
+            gettext_noop(
+                "The image model does not accept the site's image settings. Ask an administrator."
+            ),
             detail=detail,
         )
     if status is not None or type(exc).__module__.split(".")[0] in {"litellm", "openai"}:
@@ -216,9 +220,10 @@ class LiteLLMBackend(BaseBackend):
         if sizes is None:
             return super().size_for(aspect_ratio, size)
         if aspect_ratio not in sizes:
+            # Said to the editor who chose the shape (specs.py), in the request's language.
             raise UnsupportedAspectRatioError(
-                f"{self.model} cannot draw the aspect ratio {aspect_ratio}; it draws "
-                f"{', '.join(sizes)}."
+                gettext("%(model)s cannot draw the aspect ratio %(ratio)s; it draws %(sizes)s.")
+                % {"model": self.model, "ratio": aspect_ratio, "sizes": ", ".join(sizes)}
             )
         return sizes[aspect_ratio]
 
@@ -292,7 +297,8 @@ class LiteLLMBackend(BaseBackend):
         text = getattr(getattr(choices[0], "message", None), "content", None) if choices else None
         if not isinstance(text, str) or not text.strip():
             raise PermanentGenerationError(
-                "The model answered without a description.", detail="no message content"
+                gettext_noop("The model answered without a description."),
+                detail="no message content",
             )
         return text.strip()
 
@@ -300,7 +306,8 @@ class LiteLLMBackend(BaseBackend):
         data = list(getattr(response, "data", None) or [])[:n]
         if not data:
             raise PermanentGenerationError(
-                "The image service answered without an image.", detail="empty 'data'"
+                gettext_noop("The image service answered without an image."),
+                detail="empty 'data'",
             )
         cost = _cost(response)
         share = None if cost is None else cost / len(data)  # the call's cost, shared out
@@ -322,7 +329,8 @@ class LiteLLMBackend(BaseBackend):
             content, content_type = downloaded.content, downloaded.content_type
         else:
             raise PermanentGenerationError(
-                "The image service answered without an image.", detail="neither b64_json nor url"
+                gettext_noop("The image service answered without an image."),
+                detail="neither b64_json nor url",
             )
         hidden = getattr(response, "_hidden_params", None) or {}
         return GeneratedImage(
