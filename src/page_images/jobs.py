@@ -83,6 +83,15 @@ def tracking_string(channel: str) -> str:
     return f"job:{channel}:{WORKFLOW}"
 
 
+def prepare_backend() -> None:
+    """Let the backend do its slow set-up (LiteLLM's import) outside any job's time limit."""
+    try:
+        get_backend().prepare()
+    except Exception:
+        # A broken backend must not stop the worker: the jobs will fail with a readable message.
+        logger.exception("The image backend could not prepare itself")
+
+
 def retry_countdown(retries: int) -> float:
     """Exponential back-off with jitter, so that a burst of 429s does not come back in step."""
     ceiling = min(app_settings.RETRY_BACKOFF * 2**retries, app_settings.RETRY_BACKOFF_MAX)

@@ -10,7 +10,6 @@ Celery is the ``[celery]`` extra: this module is imported only where Celery runs
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from page_images.exceptions import MissingDependencyError
@@ -23,7 +22,6 @@ except ImportError as exc:  # pragma: no cover - the no-extras tox environment p
     raise MissingDependencyError("Celery", "celery") from exc
 
 from page_images import jobs
-from page_images.backends import get_backend
 from page_images.conf import app_settings
 from page_images.exceptions import TransientGenerationError
 from page_images.jobs import (
@@ -46,17 +44,11 @@ __all__ = [
     "tracking_string",
 ]
 
-logger = logging.getLogger(__name__)
-
 
 @worker_init.connect(weak=False)
 def prepare_backend(**kwargs: Any) -> None:
     """Let the backend do its slow set-up when a worker starts, not inside the first job."""
-    try:
-        get_backend().prepare()
-    except Exception:
-        # A broken backend must not stop the worker: the jobs will fail with a readable message.
-        logger.exception("The image backend could not prepare itself")
+    jobs.prepare_backend()
 
 
 class CeleryAttempt:

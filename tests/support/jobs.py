@@ -11,7 +11,9 @@ import pytest
 from celery import Celery
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
 
 
 @contextmanager
@@ -115,3 +117,118 @@ def with_picture(instance: Any) -> Any:
     token = claims.claim(instance)
     claims.set_image_and_notify(instance, ContentFile(png_bytes(), name="a.png"), token=token)
     return instance
+
+
+def worker_env(page_images: dict[str, Any], **extra: str) -> dict[str, str]:
+    """The environment of a worker process started by a test: the test's settings, database and
+    media folder, with ``page_images`` as its PAGE_IMAGES (tests/settings.py reads them)."""
+    import json
+    import os
+
+    from django.conf import settings
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PAGE_IMAGES_TEST_OVERRIDES": json.dumps(page_images),
+        "PAGE_IMAGES_MEDIA_ROOT": settings.MEDIA_ROOT,
+        **extra,
+    }
+    if connection.vendor == "postgresql":
+        env["PAGE_IMAGES_PG_NAME"] = connection.settings_dict["NAME"]
+    return env
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a worker and its pool children: no finally, no shutdown, like an OOM kill."""
+    import os
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def recovered_after_a_kill(
+    page: Any,
+    provider: Any,
+    settings: Any,
+    page_images: dict[str, Any],
+    worker: Callable[[str], AbstractContextManager[subprocess.Popen[bytes]]],
+) -> None:
+    """A worker killed mid-job leaves the record generating until CLAIM_TIMEOUT; then the stale
+    claim is released with its message, and the next click, on a new worker, makes the picture.
+    ``worker(name)`` starts a worker process with ``page_images`` (its log named ``name``)."""
+    from django.core.management import call_command
+
+    from page_images import claims, queueing
+    from page_images.testing import Respond
+
+    provider.default = Respond.hang(60)
+    with worker("w1.log") as process:
+        assert queueing.request_generation(page) is not None
+        wait_for(lambda: provider.generation_calls == 1, timeout=30)
+        kill(process)
+    page.refresh_from_db()
+    assert page.image_state == "generating"
+    assert queueing.request_generation(page) is None, "a fresh claim must not be retaken"
+
+    settings.PAGE_IMAGES = {**page_images, "CLAIM_TIMEOUT": 1}
+    time.sleep(1.2)
+    call_command("page_images_release_stale")
+    page.refresh_from_db()
+    assert (page.image_state, page.image_error) == ("error", claims.STALE_CLAIM_MESSAGE)
+
+    provider.default = Respond.b64()
+    with worker("w2.log"):
+        assert queueing.request_generation(page) is not None
+        wait_for(settled(page), timeout=30)
+    assert page.image_state == "ready"
+
+
+@contextmanager
+def worker_process(
+    command: list[str], env: dict[str, str], log: Any, ready: bytes
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a worker process of the test's own, its output in ``log``; yield it once ``ready``
+    is in that log, and SIGKILL it (with its children) at the end, whatever happened."""
+    import subprocess
+
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_for(lambda: ready in log.read_bytes() or process.poll() is not None, timeout=60)
+        assert process.poll() is None, log.read_text()
+        yield process
+    finally:
+        kill(process)
+
+
+def ends_at_the_soft_time_limit(
+    page: Any,
+    provider: Any,
+    settings: Any,
+    page_images: dict[str, Any],
+    worker: Callable[[dict[str, Any]], AbstractContextManager[subprocess.Popen[bytes]]],
+) -> None:
+    """A provider that hangs past a 1 s TASK_SOFT_TIME_LIMIT: the job ends with the readable
+    "took too long", once (a time limit is not retried). ``worker(page_images)`` starts one."""
+    from page_images import jobs, queueing
+    from page_images.testing import Respond
+
+    options = {**page_images["OPTIONS"], "timeout": 30}
+    settings.PAGE_IMAGES = {
+        **page_images,
+        "OPTIONS": options,
+        "TASK_SOFT_TIME_LIMIT": 1,
+        "TASK_TIME_LIMIT": 10,
+    }
+    provider.default = Respond.hang(30)
+    with worker(settings.PAGE_IMAGES):
+        assert queueing.request_generation(page) is not None
+        wait_for(settled(page), timeout=30)
+    assert (page.image_state, page.image_error) == ("error", jobs.TIME_LIMIT_MESSAGE)
+    assert provider.generation_calls == 1, "a time limit is not retried"
