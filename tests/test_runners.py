@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import django
 import pytest
 from django.core.management import call_command
 
@@ -13,6 +14,7 @@ from page_images.events import IN_PROCESS, resolve
 from tests.support.jobs import celery_app
 
 DATABASE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
 
 def ids(messages):
@@ -58,7 +60,9 @@ def test_the_tasks_framework_missing_names_the_extra(framework, monkeypatch):
 
 
 def test_the_tasks_framework_is_found_here(framework):
-    assert runners.framework_module() == "django_tasks"
+    assert runners.framework_module() == (
+        "django.tasks" if django.VERSION >= (6,) else "django_tasks"
+    )
     assert runners.check_runner() == []
 
 
@@ -93,7 +97,7 @@ def test_the_check_runs_at_start_up(configure):
 
 def test_auto_events_follow_the_tasks_framework(framework, settings):
     assert resolve("auto") is None, "a db_worker is another process: containers poll"
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = IMMEDIATE
     assert resolve("auto") == {"BACKEND": IN_PROCESS, "OPTIONS": {}}
     del settings.TASKS
     assert resolve("auto") == {"BACKEND": IN_PROCESS, "OPTIONS": {}}, "the default: Immediate"
@@ -110,7 +114,7 @@ def test_an_in_process_bus_with_a_db_worker_is_warned_about(framework, configure
     (message,) = checks.check_live_refresh()
     assert message.id == "page_images.W041"
     assert "task worker in another process" in message.msg
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = IMMEDIATE
     assert checks.check_live_refresh() == []
 
 

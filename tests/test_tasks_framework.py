@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from page_images import claims, queueing, tasks_framework
+from page_images import claims, queueing, runners, tasks_framework
 from page_images.exceptions import ContentPolicyError, EnqueueError, TransientGenerationError
 from page_images.jobs import ImageJob
 from tests.backends import ScriptedBackend
@@ -21,8 +21,10 @@ from tests.support.jobs import assert_picture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-DUMMY = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+#: Django's own django.tasks on Django 6.0+, the django_tasks backport on 5.2.
+FRAMEWORK = runners.framework_module()
+IMMEDIATE = {"default": {"BACKEND": f"{FRAMEWORK}.backends.immediate.ImmediateBackend"}}
+DUMMY = {"default": {"BACKEND": f"{FRAMEWORK}.backends.dummy.DummyBackend"}}
 
 
 @pytest.fixture(autouse=True)

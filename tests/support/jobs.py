@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from contextlib import contextmanager
@@ -189,10 +190,12 @@ def recovered_after_a_kill(
 
 @contextmanager
 def worker_process(
-    command: list[str], env: dict[str, str], log: Any, ready: bytes
+    command: list[str], env: dict[str, str], log: Any, ready: bytes, *, graceful: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start a worker process of the test's own, its output in ``log``; yield it once ``ready``
-    is in that log, and SIGKILL it (with its children) at the end, whatever happened."""
+    is in that log, and SIGKILL it (with its children) at the end, whatever happened. With
+    ``graceful``, SIGTERM first: a worker that exits on its own writes its coverage data."""
+    import signal
     import subprocess
 
     with log.open("wb") as out:
@@ -204,6 +207,10 @@ def worker_process(
         assert process.poll() is None, log.read_text()
         yield process
     finally:
+        if graceful and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
         kill(process)
 
 
@@ -213,9 +220,10 @@ def ends_at_the_soft_time_limit(
     settings: Any,
     page_images: dict[str, Any],
     worker: Callable[[dict[str, Any]], AbstractContextManager[subprocess.Popen[bytes]]],
+    soft_limit: float = 1,
 ) -> None:
-    """A provider that hangs past a 1 s TASK_SOFT_TIME_LIMIT: the job ends with the readable
-    "took too long", once (a time limit is not retried). ``worker(page_images)`` starts one."""
+    """A provider that hangs past TASK_SOFT_TIME_LIMIT: the job ends with the readable "took too
+    long", once (a time limit is not retried). ``worker(page_images)`` starts a worker."""
     from page_images import jobs, queueing
     from page_images.testing import Respond
 
@@ -223,7 +231,7 @@ def ends_at_the_soft_time_limit(
     settings.PAGE_IMAGES = {
         **page_images,
         "OPTIONS": options,
-        "TASK_SOFT_TIME_LIMIT": 1,
+        "TASK_SOFT_TIME_LIMIT": soft_limit,
         "TASK_TIME_LIMIT": 10,
     }
     provider.default = Respond.hang(30)
