@@ -1,7 +1,9 @@
 """The spine end to end: a click's service call, a real Celery worker on a real broker, the real
 LiteLLM calling the fake provider over HTTP, the real database and storage.
 
-Each test runs twice: on Celery's in-memory transport (needs nothing) and on the real Redis.
+Each test runs three ways: on Celery in eager mode (needs nothing), on a real Celery worker on
+the real Redis, and on Django's tasks framework (TASK_RUNNER = "django.tasks") with
+django-tasks-db's db_worker: the same tests for both runners.
 """
 
 from __future__ import annotations
@@ -9,10 +11,14 @@ from __future__ import annotations
 import pytest
 
 from page_images.testing import Respond
-from tests.support.jobs import assert_picture, generate, wait_for
+from tests.support.jobs import assert_picture, generate, on_every_runner, wait_for
 from tests.testapp.models import Page
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("worker"),
+    on_every_runner,
+]
 
 
 def test_base64_answer(page, provider, litellm_settings):

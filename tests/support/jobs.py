@@ -57,6 +57,56 @@ EAGER = pytest.param("eager", id="eager")
 REAL_WORKER = pytest.param("redis", id="redis", marks=[pytest.mark.redis, pytest.mark.worker])
 #: For a test that needs its job to run beside it (a second job, a record deleted mid-job).
 real_worker_only = pytest.mark.parametrize("worker", [REAL_WORKER], indirect=True)
+#: The third way (full tier): TASK_RUNNER = "django.tasks", on django-tasks-db's database backend,
+#: run by its real db_worker loop in a thread of this process (tests/faults/test_db_worker.py
+#: starts it as a process). For the modules whose tests pass the same way on either runner.
+DB_WORKER = pytest.param("db_worker", id="db_worker", marks=[pytest.mark.worker])
+on_every_runner = pytest.mark.parametrize(
+    "worker", [EAGER, REAL_WORKER, DB_WORKER], indirect=True, scope="module"
+)
+#: The tasks framework's backend the db_worker runs the jobs of.
+DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+@contextmanager
+def db_worker_thread(django_db_blocker: Any) -> Iterator[None]:
+    """django-tasks-db's db_worker loop in a thread, with TASKS naming its backend.
+
+    The loop polls the database between tests too, where pytest-django blocks database access:
+    it is unblocked for the loop's lifetime (every test of the modules that use it opens the
+    database anyway).
+    """
+    import threading
+
+    from django.db import connections
+    from django.test.utils import override_settings
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    worker = Worker(
+        queue_names=["default"],
+        interval=0.05,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id=f"page_images_test_{uuid.uuid4().hex[:8]}",
+        excluded_queue_names=[],
+    )
+
+    def run() -> None:
+        try:
+            worker.run()
+        finally:
+            connections.close_all()
+
+    with override_settings(TASKS=DATABASE_TASKS), django_db_blocker.unblock():
+        thread = threading.Thread(target=run, name="db_worker", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            worker.running = False
+            thread.join(timeout=60)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
