@@ -12,7 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from page_images.testing import FakeImageProvider
 from tests import machine
 from tests.celery_app import app as _test_app  # noqa: F401  (the current app: memory://, never a real broker by accident)
-from tests.support.jobs import EAGER, REAL_WORKER, celery_app
+from tests.support.jobs import EAGER, REAL_WORKER, celery_app, db_worker_thread
 from tests.testapp.models import Page, Poster, Story
 
 if TYPE_CHECKING:
@@ -114,9 +114,19 @@ def provider() -> Iterator[FakeImageProvider]:
 
 
 @pytest.fixture
-def litellm_settings(settings: Any, provider: FakeImageProvider) -> dict[str, Any]:
-    """PAGE_IMAGES for the real LiteLLM backend pointed at the fake provider."""
+def litellm_settings(
+    settings: Any, provider: FakeImageProvider, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    """PAGE_IMAGES for the real LiteLLM backend pointed at the fake provider (and on the tasks
+    framework when the test's ``worker`` is the db_worker)."""
+    callspec = getattr(request.node, "callspec", None)
+    runner = (
+        {"TASK_RUNNER": "django.tasks"}
+        if callspec and callspec.params.get("worker") == "db_worker"
+        else {}
+    )
     settings.PAGE_IMAGES = {
+        **runner,
         "BACKEND": "page_images.backends.litellm.LiteLLMBackend",
         "OPTIONS": {
             "model": "openai/gpt-image-1",
@@ -135,7 +145,7 @@ def litellm_settings(settings: Any, provider: FakeImageProvider) -> dict[str, An
 
 
 @pytest.fixture(scope="module", params=[EAGER, REAL_WORKER])
-def worker(request: pytest.FixtureRequest) -> Iterator[Celery]:
+def worker(request: pytest.FixtureRequest, django_db_blocker: Any) -> Iterator[Celery | None]:
     """Where the jobs of a test run, once each way:
 
     - ``eager`` (fast tier): in the test's own thread, as Celery's ``task_always_eager`` runs
@@ -143,7 +153,13 @@ def worker(request: pytest.FixtureRequest) -> Iterator[Celery]:
       the database and the storage; no broker, no worker.
     - ``redis`` (full tier): a real Celery worker (threads pool) consuming from the real Redis, in
       this process. One per test module: starting and stopping one costs seconds.
+    - ``db_worker`` (full tier, for modules marked ``on_every_runner``): django-tasks-db's
+      db_worker loop in a thread, running the jobs of TASK_RUNNER = "django.tasks".
     """
+    if request.param == "db_worker":
+        with db_worker_thread(django_db_blocker):
+            yield None
+        return
     if request.param == "eager":
         with celery_app("memory://", task_always_eager=True) as app:
             yield app

@@ -55,6 +55,10 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "page_images",
     "tests.testapp",
+    # Django's tasks framework (the backport on Django 5.2) and its database backend, for the
+    # TASK_RUNNER = "django.tasks" tests and their real db_worker (tests/faults/test_db_worker.py).
+    "django_tasks",
+    "django_tasks_db",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -103,6 +107,13 @@ PAGE_IMAGES = {
     # would follow whichever Celery app a test made current, and keep that bus.
     "EVENTS": {"BACKEND": "page_images.events.memory.InProcessBus"},
 }
+
+# The tasks framework's backend: the default (ImmediateBackend) unless a test or the db_worker it
+# starts names one, as JSON in this variable.
+if os.environ.get("PAGE_IMAGES_TEST_TASKS"):
+    import json
+
+    TASKS = json.loads(os.environ["PAGE_IMAGES_TEST_TASKS"])
 
 # Worker processes started by the integration tests get their PAGE_IMAGES from the test that
 # started them, as JSON in this variable.

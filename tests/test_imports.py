@@ -56,6 +56,8 @@ LAZY_AT_SETUP = (
     "litellm",
     "openai",
     "page_images.tasks",
+    "page_images.tasks_framework",
+    "page_images.jobs",
     "page_images.services",
     "page_images.claims",
     "page_images.queueing",
@@ -83,7 +85,7 @@ import page_images.tasks
 print(json.dumps({
     "loaded_at_setup": loaded_at_setup,
     "checks": sorted(
-        check.__name__ for check in registered if check.__module__ == "page_images.checks"
+        check.__name__ for check in registered if check.__module__.startswith("page_images.")
     ),
     "backend_reset_connected": connected,
     "loaded_by_tasks": sorted(m for m in ("celery", "pydantic") if m in sys.modules),
@@ -122,6 +124,7 @@ def test_django_setup_leaves_the_heavy_modules_for_later():
         "check_deployment",
         "check_live_refresh",
         "check_models",
+        "check_runner",
         "check_settings",
         "check_urls",
     ]

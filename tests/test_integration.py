@@ -1,9 +1,11 @@
 """The spine end to end: a click's service call, a real Celery worker on a real broker, the real
 LiteLLM calling the fake provider over HTTP, the real database and storage.
 
-Each test runs twice: on Celery's in-memory transport (needs nothing) and on the real Redis.
-The editor's click comes through each door a site may open: the trigger view and the django-ninja
-router (page_images.api), over HTTP with a logged-in client, as the chip sends it.
+Each test runs three ways: on Celery in eager mode (needs nothing), on a real Celery worker on
+the real Redis, and on Django's tasks framework (TASK_RUNNER = "django.tasks") with
+django-tasks-db's db_worker: the same tests for both runners. The editor's click comes through
+each door a site may open: the trigger view and the django-ninja router (page_images.api), over
+HTTP with a logged-in client, as the chip sends it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import pytest
 
 from page_images.testing import Respond
-from tests.support.jobs import assert_picture, generate, settled, wait_for
+from tests.support.jobs import assert_picture, generate, on_every_runner, settled, wait_for
 from tests.support.web import NINJA_STATUS, NINJA_TRIGGER, TRIGGER, client_for, post
 from tests.testapp.models import Page
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("worker"),
+    on_every_runner,
+]
 
 
 def test_base64_answer(page, provider, litellm_settings):

@@ -16,11 +16,12 @@ class PageImagesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from page_images import checks
+        from page_images import checks, runners
 
         register(checks.check_settings, CHECK_TAG)
         register(checks.check_models, CHECK_TAG, Tags.models)
         register(checks.check_broker, CHECK_TAG)
+        register(runners.check_runner, CHECK_TAG)
         register(checks.check_live_refresh, CHECK_TAG)
         register(checks.check_urls, CHECK_TAG, Tags.urls)
         register(checks.check_deployment, CHECK_TAG, Tags.security, deploy=True)

@@ -27,7 +27,14 @@ from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 
 from page_images.backends import build_backend, describer_config
-from page_images.conf import ALT_TEXT_DEFAULTS, DEFAULTS, SETTING_NAME, parse_ratio, parse_size
+from page_images.conf import (
+    ALT_TEXT_DEFAULTS,
+    DEFAULTS,
+    SETTING_NAME,
+    app_settings,
+    parse_ratio,
+    parse_size,
+)
 from page_images.exceptions import PageImagesConfigurationError, UnsupportedAspectRatioError
 from page_images.models import ImageGeneratingMixin, image_generating_models
 
@@ -551,6 +558,8 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     accepts the connection and never answers (a hung server, a dead link behind a load balancer)
     would hold the request, and the editor's chip, forever. The fix is one Celery setting.
     """
+    if not _celery_runs_the_jobs():
+        return []
     from celery import current_app
 
     url = current_app.conf.broker_write_url or current_app.conf.broker_url or ""
@@ -572,6 +581,28 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     ]
 
 
+def _celery_runs_the_jobs() -> bool:
+    """Celery is the runner and is installed (else check E090 or E091 reports it)."""
+    from page_images import runners
+
+    return app_settings.TASK_RUNNER == runners.CELERY and runners.installed("celery")
+
+
+def _jobs_run_in_this_process() -> bool:
+    """The jobs run in the process that enqueues them: eager or in-memory Celery, or the tasks
+    framework's ImmediateBackend. Only there is an in-process bus right."""
+    from page_images import runners
+
+    if app_settings.TASK_RUNNER == runners.DJANGO_TASKS:
+        return runners.runs_in_process()
+    if not _celery_runs_the_jobs():
+        return True  # nothing runs the jobs yet: E090 or E091 says so, not this warning
+    from celery import current_app
+
+    conf = current_app.conf
+    return bool(conf.task_always_eager or str(conf.broker_url or "").startswith("memory:"))
+
+
 def check_live_refresh(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Warn when the event bus cannot carry a worker's news to the web process (W041).
 
@@ -579,8 +610,6 @@ def check_live_refresh(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     eager Celery, or the in-memory transport. Anywhere else the worker's "picture stored" never
     reaches the open pages, and their spinners turn until a reload.
     """
-    from celery import current_app
-
     from page_images.events import build_bus, resolve
 
     merged = _merged()
@@ -591,14 +620,13 @@ def check_live_refresh(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
         bus = build_bus(config)
     except PageImagesConfigurationError:
         return []  # check_settings reports it (E040)
-    conf = current_app.conf
-    url = conf.broker_url or ""
-    if bus.supports_cross_process or conf.task_always_eager or str(url).startswith("memory:"):
+    if bus.supports_cross_process or _jobs_run_in_this_process():
         return []
+    worker = "Celery worker" if _celery_runs_the_jobs() else "task worker"
     return [
         Warning(
-            f"{SETTING_NAME}['EVENTS'] is {config['BACKEND']}, which does not reach a Celery "
-            "worker in another process: a page waits for its picture until it is reloaded.",
+            f"{SETTING_NAME}['EVENTS'] is {config['BACKEND']}, which does not reach a {worker} "
+            "in another process: a page waits for its picture until it is reloaded.",
             hint="Use page_images.events.redis.RedisBus (with Redis) or "
             "page_images.events.files.FileBus (one machine), or set EVENTS to None so that "
             "pages poll.",

@@ -49,8 +49,13 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RETRIES": 3,
     "RETRY_BACKOFF": 2.0,
     "RETRY_BACKOFF_MAX": 60.0,
-    # Celery queue for the job, or None for the project's default queue.
+    # The queue of the job (Celery's, or the tasks framework's), or None for the default queue.
     "QUEUE": None,
+    # What runs the jobs (docs/tasks.md): "celery" (the [celery] extra), or "django.tasks":
+    # Django's tasks framework (Django 6.0+; the django-tasks backport, the [tasks] extra, on 5.2).
+    "TASK_RUNNER": "celery",
+    # With "django.tasks": the backend of Django's TASKS setting the jobs are enqueued on.
+    "TASK_BACKEND": "default",
     # The event bus that carries "this record changed" from workers to the event streams:
     # {"BACKEND": dotted path, "OPTIONS": {...}}, None for no stream (containers poll instead), or
     # "auto": the bus that reaches wherever Celery runs the jobs (Redis pub/sub on a Redis broker,
@@ -227,6 +232,14 @@ class PageImagesSettings:
     def QUEUE(self) -> str | None:
         value = self.get("QUEUE")
         return None if value is None else str(value)
+
+    @property
+    def TASK_RUNNER(self) -> str:
+        return str(self.get("TASK_RUNNER"))
+
+    @property
+    def TASK_BACKEND(self) -> str:
+        return str(self.get("TASK_BACKEND"))
 
     @property
     def EVENTS(self) -> Any:

@@ -4,11 +4,16 @@ The web process claims the record (:mod:`page_images.claims`), announces it, and
 the broker after the transaction commits, so a worker never reads a claim that was rolled back. A
 broker that fails never leaves a record claimed with no job behind it: the claim is released with
 a message the editor sees, and the click answers with it.
+
+The job goes to whichever framework ``TASK_RUNNER`` names: Celery (:mod:`page_images.tasks`) or
+Django's tasks framework (:mod:`page_images.tasks_framework`), each imported on the first enqueue
+only, so that a site without the other's extra never imports it.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
@@ -18,8 +23,9 @@ from page_images import claims, pictures, pricing, quotas, signals
 from page_images.conf import app_settings
 from page_images.exceptions import EmptyPromptError, EnqueueError
 from page_images.history import Generation, content_type_of
+from page_images.jobs import ImageJob
+from page_images.runners import DJANGO_TASKS
 from page_images.specs import GenerationSpec, build_spec
-from page_images.tasks import ImageJob, generate_image
 
 if TYPE_CHECKING:
     import uuid
@@ -47,7 +53,12 @@ _Held = list[tuple["ImageGeneratingMixin", "uuid.UUID"]]
 
 
 def broker_producer() -> AbstractContextManager[Any]:
-    """One broker connection to send many jobs over (Celery's producer pool)."""
+    """One broker connection to send many jobs over (Celery's producer pool); nothing to share
+    on Django's tasks framework, whose backend keeps its own connections."""
+    if app_settings.TASK_RUNNER == DJANGO_TASKS:
+        return nullcontext()
+    from page_images.tasks import generate_image
+
     return generate_image.app.producer_or_acquire()
 
 
@@ -56,6 +67,13 @@ def enqueue_generation(
 ) -> None:
     """Send the job to the broker with the time limits the settings ask for now."""
     job = ImageJob(label=instance._meta.label, pk=str(instance.pk), token=token)
+    if app_settings.TASK_RUNNER == DJANGO_TASKS:
+        from page_images import tasks_framework
+
+        tasks_framework.enqueue(job)
+        return
+    from page_images.tasks import generate_image
+
     options: dict[str, Any] = {
         "soft_time_limit": app_settings.TASK_SOFT_TIME_LIMIT,
         "time_limit": app_settings.TASK_TIME_LIMIT,

@@ -2,7 +2,8 @@
 Redis), the real LiteLLM calling the fake provider over HTTP, the real database and storage.
 
 Each fault must end with the record in a state the editor can read and retry, and the retry must
-then work.
+then work. Each runs on Celery and on Django's tasks framework with a real db_worker alike
+(``on_every_runner``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import pytest
 
 from page_images.testing import Respond
 from tests.reliability import case
-from tests.support.jobs import assert_picture, generate
+from tests.support.jobs import assert_picture, generate, on_every_runner
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("worker"),
+    on_every_runner,
+]
 
 
 @case(

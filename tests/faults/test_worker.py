@@ -8,27 +8,30 @@ only that worker.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from django.core.management import call_command
-from django.db import connection
 
-from page_images import claims, queueing, tasks
+from page_images import queueing
 from page_images.testing import Respond
 from tests.machine import redis_url
 from tests.reliability import case
-from tests.support.jobs import celery_app, settled, wait_for
+from tests.support.jobs import (
+    celery_app,
+    ends_at_the_soft_time_limit,
+    recovered_after_a_kill,
+    settled,
+    wait_for,
+    worker_env,
+)
+from tests.support.jobs import worker_process as started
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
 pytestmark = [
@@ -39,21 +42,10 @@ pytestmark = [
 ]
 
 
-@contextmanager
 def worker_process(
     queue: str, broker: str, page_images: dict[str, Any], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    from django.conf import settings
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PAGE_IMAGES_TEST_BROKER": broker,
-        "PAGE_IMAGES_TEST_OVERRIDES": json.dumps(page_images),
-        "PAGE_IMAGES_MEDIA_ROOT": settings.MEDIA_ROOT,
-    }
-    if connection.vendor == "postgresql":
-        env["PAGE_IMAGES_PG_NAME"] = connection.settings_dict["NAME"]
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """`celery worker` in a process of its own, on ``queue``, with these settings."""
     command = [
         sys.executable,
         "-m",
@@ -72,23 +64,8 @@ def worker_process(
         "-n",
         f"{queue}@%h",
     ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_for(lambda: b" ready." in log.read_bytes() or process.poll() is not None, timeout=60)
-        assert process.poll() is None, log.read_text()
-        yield process
-    finally:
-        kill(process)
-
-
-def kill(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker and its pool children: no finally, no shutdown, like an OOM kill."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    env = worker_env(page_images, PAGE_IMAGES_TEST_BROKER=broker)
+    return started(command, env, log, b" ready.")
 
 
 @pytest.fixture
@@ -108,26 +85,13 @@ def test_worker_killed_mid_job_is_recovered(
     page, provider, litellm_settings, settings, broker, tmp_path
 ):
     url, queue = broker
-    provider.default = Respond.hang(60)
-    with worker_process(queue, url, litellm_settings, tmp_path / "w1.log") as process:
-        assert queueing.request_generation(page) is not None
-        wait_for(lambda: provider.generation_calls == 1, timeout=30)
-        kill(process)
-    page.refresh_from_db()
-    assert page.image_state == "generating"
-    assert queueing.request_generation(page) is None, "a fresh claim must not be retaken"
-
-    settings.PAGE_IMAGES = {**litellm_settings, "CLAIM_TIMEOUT": 1}
-    time.sleep(1.2)
-    call_command("page_images_release_stale")
-    page.refresh_from_db()
-    assert (page.image_state, page.image_error) == ("error", claims.STALE_CLAIM_MESSAGE)
-
-    provider.default = Respond.b64()
-    with worker_process(queue, url, litellm_settings, tmp_path / "w2.log"):
-        assert queueing.request_generation(page) is not None
-        wait_for(settled(page), timeout=30)
-    assert page.image_state == "ready"
+    recovered_after_a_kill(
+        page,
+        provider,
+        settings,
+        litellm_settings,
+        lambda name: worker_process(queue, url, litellm_settings, tmp_path / name),
+    )
 
 
 @case(
@@ -139,19 +103,13 @@ def test_soft_time_limit_ends_with_a_readable_error(
     page, provider, litellm_settings, settings, broker, tmp_path
 ):
     url, queue = broker
-    options = {**litellm_settings["OPTIONS"], "timeout": 30}
-    settings.PAGE_IMAGES = {
-        **litellm_settings,
-        "OPTIONS": options,
-        "TASK_SOFT_TIME_LIMIT": 1,
-        "TASK_TIME_LIMIT": 10,
-    }
-    provider.default = Respond.hang(30)
-    with worker_process(queue, url, settings.PAGE_IMAGES, tmp_path / "w.log"):
-        assert queueing.request_generation(page) is not None
-        wait_for(settled(page), timeout=30)
-    assert (page.image_state, page.image_error) == ("error", tasks.TIME_LIMIT_MESSAGE)
-    assert provider.generation_calls == 1, "a time limit is not retried"
+    ends_at_the_soft_time_limit(
+        page,
+        provider,
+        settings,
+        litellm_settings,
+        lambda page_images: worker_process(queue, url, page_images, tmp_path / "w.log"),
+    )
 
 
 @case(

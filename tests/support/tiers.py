@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 FULL_TIER = {
     "postgres": "needs PostgreSQL's own semantics (row locks, real concurrency)",
     "redis": "talks to a real Redis server (the machine's, or one of the test's own)",
-    "worker": "starts a real Celery worker (a thread pool in this process, or a process)",
+    "worker": "starts a real worker: Celery's (threads here, or a process), or a db_worker",
     "process": "starts a process: a server, a worker, a pytest or an interpreter of its own",
     "browser": "drives headless Chromium",
 }

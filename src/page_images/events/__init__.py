@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.checks import Error
 
+from page_images import runners
 from page_images.conf import SETTING_NAME, app_settings
 from page_images.events.base import RESYNC, EventBus
 from page_images.exceptions import PageImagesConfigurationError
@@ -42,10 +43,18 @@ def resolve(config: Any) -> Any:
     Celery says where that is: in this process when it runs tasks eagerly or on its in-memory
     transport; behind a Redis broker, where Redis pub/sub reaches the web processes too. For any
     other broker there is no bus the app can derive, so ``None``: generating containers poll.
+    On Django's tasks framework (``TASK_RUNNER``), the jobs run here only on its
+    ``ImmediateBackend``; any other backend's worker is another process, and no bus follows from
+    it. Without Celery installed, likewise ``None`` (check E091 names the missing extra).
     """
     if config != AUTO:
         return config
-    from celery import current_app
+    if app_settings.TASK_RUNNER == runners.DJANGO_TASKS:
+        return {"BACKEND": IN_PROCESS, "OPTIONS": {}} if runners.runs_in_process() else None
+    try:
+        from celery import current_app
+    except ImportError:
+        return None
 
     conf = current_app.conf
     url = str(conf.broker_write_url or conf.broker_url or "")
