@@ -149,12 +149,19 @@ class Check:
     """
 
     on: str  # "figure", "ratio" (figure / baseline) or "delta" (figure - baseline)
-    op: str  # "<=", ">=" or "=="
+    op: str  # "<=", ">=", "==", or "context" (no target: shown, never judged)
     limit: float
     text: str
     quick: float = 2.0
 
+    @property
+    def is_context(self) -> bool:
+        """A figure shown beside the targets, to read them by, with no target of its own."""
+        return self.op == "context"
+
     def passes(self, value: float, quick: bool) -> bool:
+        if self.is_context:
+            return True
         if math.isnan(value):
             return False
         slack = self.quick if quick else 1.0
@@ -213,7 +220,7 @@ class Row:
             baseline,
             ratio,
             self.check.text,
-            "pass" if self.passed else "FAIL",
+            "context" if self.check.is_context else "pass" if self.passed else "FAIL",
         ]
 
 

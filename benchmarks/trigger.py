@@ -164,6 +164,10 @@ def _measure(
                 statuses[kind][status] = statuses[kind].get(status, 0) + count
     empty, trigger, login = figures["empty"], figures["trigger"], figures["login-only"]
     target = "1 trigger"
+    # The pool's rows are context, not targets (issue 14): the profile (docs/benchmarks.md) showed
+    # where its CPU goes, mostly inside the libraries the view stands on (Celery and kombu's
+    # publish, the permission check), and editors click a few times an hour.
+    context = Check("ratio", "context", 0.0, "context (no target)")
     return [
         Row(
             target,
@@ -172,7 +176,7 @@ def _measure(
             "req/s",
             empty["rps"],
             "empty view: login + permission",
-            Check("ratio", ">=", 0.6, "≥ 0.6×", quick=1.5),
+            context if pool else Check("ratio", ">=", 0.6, "≥ 0.6×", quick=1.5),
             fmt="{:.0f}",
             note=f"median of {rounds} rounds of {seconds:.0f} s, {CONCURRENCY} connections; "
             f"answers: trigger {statuses['trigger']}, empty {statuses['empty']}; "
@@ -187,7 +191,7 @@ def _measure(
             "ms",
             empty["p99"],
             "empty view",
-            Check("ratio", "<=", 2.0, "≤ 2×", quick=1.5),
+            context if pool else Check("ratio", "<=", 2.0, "≤ 2×", quick=1.5),
             note=f"p50 {trigger['p50']:.1f} ms vs {empty['p50']:.1f} ms; login check alone: "
             f"p99 {login['p99']:.1f} ms",
         ),
