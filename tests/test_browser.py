@@ -219,7 +219,8 @@ def test_an_editor_with_the_keyboard_alone_generates_cancels_and_hears_each_chan
     cancel = box.get_by_role("button", name="Cancel")
     expect(cancel).to_be_focused()
     page.wait_for_function("document.querySelector('.page-images-live').textContent.trim()")
-    assert live_text(page) == "Generating image…"
+    # (Then the usual wait, once enough jobs have finished here: tests/test_estimates.py.)
+    assert live_text(page).startswith("Generating image…"), live_text(page)
     shot(page, "9-keyboard-generating")
     # The wait counts, second by second, in words the page's language gives.
     elapsed = box.locator(".page-images-elapsed")

@@ -48,7 +48,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext_lazy
 
-from page_images import editing, quotas
+from page_images import editing, estimates, quotas
 from page_images.conf import app_settings, parse_size
 from page_images.events import get_bus
 from page_images.history import Generation
@@ -159,6 +159,16 @@ def _sizes_vary() -> bool:
     return bool(app_settings.ASPECT_RATIOS) or any(
         spec.get("size") for spec in app_settings.PRESETS.values()
     )
+
+
+def _usual_wait(page: dict[str, Any], box: tuple[SafeString, SafeString] | None) -> str:
+    """How long such a job usually takes, asked once per page for each size."""
+    size = f"{box[0]}x{box[1]}" if box else app_settings.SIZE
+    waits: dict[str, str] = page.setdefault("usual_waits", {})
+    if size not in waits:
+        found = estimates.typical_wait(app_settings.BACKEND, size)
+        waits[size] = estimates.wait_text(*found) if found else ""
+    return waits[size]
 
 
 def _job_box(token: uuid.UUID) -> tuple[SafeString, SafeString] | None:
@@ -393,6 +403,7 @@ def container_context(
     generating = state == "generating"
     poll = generating and not streaming_enabled(request)
     box = since = elapsed = deadline = image_width = image_height = None
+    usual = ""
     if generating:
         now = timezone.now()
         deadline = _seconds_until(cast("datetime", instance.image_job_deadline), now)
@@ -405,6 +416,7 @@ def container_context(
         # from the server's), and the moment itself, for machines, in ISO 8601.
         since = waiting_since.isoformat(timespec="seconds")
         elapsed = _number(max(0, int((now - waiting_since).total_seconds())))
+        usual = _usual_wait(page, box)
     elif state == "ready":
         image_width, image_height = _dimensions(instance)
     context.update(
@@ -433,6 +445,8 @@ def container_context(
             "started_at": instance.image_started_at,
             "waiting_since": since,
             "elapsed": elapsed,
+            # "usually 20–40 s", from the history's finished jobs of this backend and size.
+            "usual_wait": usual,
             # The picture's expected width and height: the box a generating container reserves,
             # so that the page does not move when the picture lands.
             "box_width": box[0] if box else None,
