@@ -576,7 +576,8 @@ def test_the_table_of_german_cases_covers_every_settings_check():
     for value in MISCONFIGURED:
         with override_settings(PAGE_IMAGES=value):
             seen |= {m.id for m in check_settings()}
-    # E020 needs litellm missing and E042 redis missing: their sentences are tested apart.
+    # E020 needs litellm missing and E042 redis missing: their German is tested beside their
+    # other tests (test_backends_litellm.py, test_events_buses.py).
     expected = {f"page_images.E0{n:02}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 16)}
     expected |= {"page_images.E021", "page_images.E022", "page_images.W020", "page_images.E030"}
     expected |= {f"page_images.E04{n}" for n in (0, 1, 3, 4)} | {"page_images.W040"}

@@ -370,3 +370,36 @@ def test_backfill_speaks_the_active_language_to_the_operator(make_page, eager, s
     with translation.override("de"):
         out_text, _err = backfill("testapp.Page", "--dry-run")
     assert out_text.startswith("Probelauf: würde 1 von 2 ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_progress_line_and_an_interruption_speak_the_active_language(
+    make_page, published, monkeypatch
+):
+    from django.utils import translation
+
+    for n in range(3):
+        make_page(f"page {n}")
+    waits: list[float] = []
+
+    def ctrl_c_at_the_second_wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            raise KeyboardInterrupt
+        run_published(published[:1])
+        del published[:1]
+
+    monkeypatch.setattr(page_images_backfill.time, "sleep", ctrl_c_at_the_second_wait)
+    out, err = StringIO(), StringIO()
+    with translation.override("de"), pytest.raises(CommandError) as caught:
+        call_command(
+            "page_images_backfill", "testapp.Page", "--max-in-flight", "2", stdout=out, stderr=err
+        )
+    assert err.getvalue().splitlines()[0] == (
+        "eingereiht 2/3, in Arbeit 2, fertig 0, fehlgeschlagen 0"
+    )
+    assert str(caught.value) == (
+        "Unterbrochen: 2 Jobs in der Warteschlange laufen trotzdem noch. Zum Fortsetzen den "
+        "Befehl erneut ausführen."
+    )
+    assert out.getvalue().startswith("Eingereiht 3: fertig 1, fehlgeschlagen 0, laufen noch 2.")
