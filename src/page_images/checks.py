@@ -30,6 +30,7 @@ from django.db import models
 from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from page_images.backends import build_backend, describer_config
 from page_images.conf import (
@@ -673,8 +674,7 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 "Celery's Redis broker has no %(options)s: a broker that stops answering "
                 "would hold a click's request forever."
             )
-            # Translators: joins the names of two Celery options, socket_timeout and the other.
-            % {"options": (" " + _("or") + " ").join(missing)},
+            % {"options": (" " + pgettext("between two option names", "or") + " ").join(missing)},
             hint=_(
                 "Set broker_transport_options = {'socket_timeout': 5, "
                 "'socket_connect_timeout': 5} (CELERY_BROKER_TRANSPORT_OPTIONS in Django settings "
