@@ -164,6 +164,8 @@ def test_settings_the_model_does_not_accept_are_a_permanent_error_that_says_so()
 def test_check_says_which_extra_to_install_when_litellm_is_missing(monkeypatch):
     import importlib.util
 
+    from django.utils import translation
+
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
@@ -173,6 +175,11 @@ def test_check_says_which_extra_to_install_when_litellm_is_missing(monkeypatch):
     messages = LiteLLMBackend(model="openai/gpt-image-1").check()
     assert [m.id for m in messages] == ["page_images.E020"]
     assert "django-page-images[litellm]" in messages[0].hint
+    with translation.override("de"):
+        (german,) = LiteLLMBackend(model="openai/gpt-image-1").check()
+    assert german.msg == (
+        "PAGE_IMAGES['BACKEND'] ist LiteLLMBackend, aber litellm ist nicht installiert."
+    )
 
 
 def test_prepare_imports_litellm_before_the_first_job(monkeypatch):

@@ -5,6 +5,7 @@ from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
+from django.utils import translation
 
 from page_images.checks import check_deployment, check_model, check_models, check_settings
 from tests.reliability import case
@@ -470,3 +471,189 @@ def test_alt_text_with_nowhere_to_keep_it_is_w060(settings, monkeypatch):
     assert [m.id for m in check_models()] == ["page_images.W080"]
     settings.PAGE_IMAGES = {}
     assert check_models() == []
+
+
+# --- In the active language: `manage.py check` on a German site ------------------------------
+
+GPT_IMAGE_UNPRICED = {**GPT_IMAGE, "OPTIONS": {"model": "openai/not-in-the-price-table"}}
+
+#: A PAGE_IMAGES value for every sentence check_settings can say (each id, each wording of it).
+MISCONFIGURED = [
+    ["BACKEND"],
+    {"BACKEN": "x"},
+    {"BACKEND": "nowhere.Backend"},
+    {"BACKEND": "django.db.models.Model"},
+    {"SIZE": "big"},
+    {"SIZE": "1x1"},
+    {"MAX_BYTES": 0},
+    {"MAX_RETRIES": -1},
+    {"TASK_SOFT_TIME_LIMIT": 400, "TASK_TIME_LIMIT": 300},
+    {"CLAIM_TIMEOUT": 100, "TASK_TIME_LIMIT": 100, "TASK_SOFT_TIME_LIMIT": 50},
+    {"ALLOWED_FORMATS": ["GIF"]},
+    {"OPTIONS": []},
+    {"BACKEND": "tests.backends.StrictBackend", "OPTIONS": {"color": "red"}},
+    {"NOTIFIER": "nowhere.notify"},
+    {"NOTIFIER": "page_images.conf.SETTING_NAME"},
+    {"PERMISSION": "nowhere.allow"},
+    {"RATE_LIMIT": "lots"},
+    {"AI_LABEL": 1},
+    {"BACKEND": "page_images.backends.litellm.LiteLLMBackend"},
+    {**GPT_IMAGE, "OPTIONS": {"model": "openai/gpt-image-1", "max_retries": 5}},
+    {**GPT_IMAGE, "OPTIONS": {"model": "openai/gpt-image-1", "response_format": "url"}},
+    {"OPTIONS": {"colour": "red"}},
+    {"EVENTS": {"BACKEND": 1}},
+    {"EVENTS": {"BACKEND": "page_images.events.memory.InProcessBus", "OPTIONS": ["x"]}},
+    {"EVENTS": {"BACKEND": "page_images.events.redis.RedisBus", "OPTIONS": {"url": "x://"}}},
+    {"EVENTS": {"BACKEND": "page_images.events.redis.RedisBus", "OPTIONS": {"channel": ""}}},
+    {"EVENTS": {"BACKEND": "page_images.events.files.FileBus", "OPTIONS": {"path": ""}}},
+    {"EVENTS": {"BACKEND": "page_images.events.files.FileBus", "OPTIONS": {"path": __file__}}},
+    {"EVENTS": {"BACKEND": "page_images.events.files.FileBus", "OPTIONS": {"path": "events"}}},
+    {"PROMPT_TEMPLATE": 5},
+    {"PROMPT_TEMPLATE": "{"},
+    {"PROMPT_TEMPLATE": "{} in ink"},
+    {"PROMPT_TEMPLATE": "{subtitle}"},
+    {"PRESETS": []},
+    {"PRESETS": {"": {}}},
+    {"PRESETS": {"ink": []}},
+    {"PRESETS": {"ink": {"colour": "red"}}},
+    {"PRESETS": {"ink": {"label": 1}}},
+    {"PRESETS": {"ink": {"quality": 5}}},
+    {"PRESETS": {"ink": {"size": "big"}}},
+    {"ASPECT_RATIOS": "1:1"},
+    {"ASPECT_RATIOS": ["wide"]},
+    {"ASPECT_RATIOS": ["1:1000000000000000"]},
+    {**GPT_IMAGE, "ASPECT_RATIOS": ["5:1"]},
+    {"VARIANTS": 0},
+    {"KEEP_PICTURES": -1},
+    {"MAX_PROMPT_LENGTH": 0},
+    {"REVIEW": "yes"},
+    {"QUOTAS": ["day"]},
+    {"QUOTAS": {"everyone": {}}},
+    {"QUOTAS": {"site": {"week": 1}}},
+    {"QUOTAS": {"site": {"day": 0}}},
+    {"QUOTAS": {"site": {"day_usd": "lots"}}},
+    {**GPT_IMAGE_UNPRICED, "QUOTAS": {"site": {"month_usd": "10.00"}}},
+    {"PRICES": ["x"]},
+    {"PRICES": {"m": {"1x1": "-1"}}},
+    {"ALT_TEXT": 5},
+    {"ALT_TEXT": {"NOPE": 1}},
+    {"ALT_TEXT": {"TIMEOUT": 0}},
+    {"ALT_TEXT": {"PROMPT": ""}},
+    {"ALT_TEXT": {"OPTIONS": []}},
+    {"ALT_TEXT": {"BACKEND": "nowhere.Describer"}},
+]
+#: Hints that are a command to type, the same in every language.
+COMMANDS = {'pip install "django-page-images[celery]"', 'pip install "django-page-images[tasks]"'}
+
+
+def in_english_and_german(check, *args):
+    """What ``check`` says in English and in German, message by message."""
+    with translation.override("en"):
+        english = [m for m in check(*args) if not m.is_silenced()]
+    with translation.override("de"):
+        german = [m for m in check(*args) if not m.is_silenced()]
+    assert [m.id for m in german] == [m.id for m in english]
+    assert english, "the case should be misconfigured"
+    return list(zip(english, german, strict=True))
+
+
+def assert_translated(pairs):
+    """Every message and hint reads differently in German: none was left in English."""
+    for english, german in pairs:
+        assert german.msg != english.msg, f"{english.id} is not translated: {english.msg}"
+        if english.hint is not None and english.hint not in COMMANDS:
+            assert german.hint != english.hint, f"{english.id}'s hint is not translated"
+
+
+@pytest.mark.parametrize("value", MISCONFIGURED, ids=repr)
+def test_every_settings_message_is_read_in_german(value):
+    with override_settings(PAGE_IMAGES=value):
+        assert_translated(in_english_and_german(check_settings))
+
+
+def test_the_table_of_german_cases_covers_every_settings_check():
+    seen = set()
+    for value in MISCONFIGURED:
+        with override_settings(PAGE_IMAGES=value):
+            seen |= {m.id for m in check_settings()}
+    # E020 needs litellm missing and E042 redis missing: their German is tested beside their
+    # other tests (test_backends_litellm.py, test_events_buses.py).
+    expected = {f"page_images.E0{n:02}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 16)}
+    expected |= {"page_images.E021", "page_images.E022", "page_images.W020", "page_images.E030"}
+    expected |= {f"page_images.E04{n}" for n in (0, 1, 3, 4)} | {"page_images.W040"}
+    expected |= {f"page_images.E06{n}" for n in range(7)}
+    expected |= {"page_images.E070", "page_images.E071", "page_images.E072", "page_images.E075"}
+    expected |= {"page_images.W070", "page_images.E080"}
+    assert seen == expected
+
+
+def test_a_german_sites_check_names_the_setting_and_the_fix_in_german():
+    with override_settings(PAGE_IMAGES={"SIZE": "big"}), translation.override("de"):
+        (message,) = check_settings()
+    assert message.msg == (
+        "PAGE_IMAGES['SIZE']: 'big' hat nicht die Form 'BREITExHÖHE', wie '1024x1024'."
+    )
+    with override_settings(PAGE_IMAGES={"BACKEN": "x"}), translation.override("de"):
+        (message,) = check_settings()
+    assert message.msg == "PAGE_IMAGES enthält unbekannte Schlüssel: BACKEN."
+    assert message.hint.startswith("Bekannte Schlüssel: AI_LABEL, ALLOWED_FORMATS,")
+    with override_settings(PAGE_IMAGES={"VARIANTS": 11}), translation.override("de"):
+        (message,) = check_settings()
+    assert message.msg == (
+        "PAGE_IMAGES['VARIANTS'] muss eine ganze Zahl von 1 bis 10 sein, nicht 11."
+    )
+    assert message.hint == "Bilddienste erzeugen höchstens 10 Bilder pro Aufruf (OpenAIs n)."
+
+
+def test_manage_py_check_speaks_the_sites_language(settings):
+    """LANGUAGE_CODE is the language of `manage.py check`: no request activates another."""
+    settings.LANGUAGE_CODE = "de"
+    settings.PAGE_IMAGES = {"MAX_BYTES": 0}
+    with pytest.raises(SystemCheckError) as caught:
+        call_command("check", "--tag", "page_images")
+    assert "PAGE_IMAGES['MAX_BYTES'] muss eine positive Zahl sein, nicht 0." in str(caught.value)
+
+
+def test_the_deployment_and_model_checks_are_read_in_german(settings, monkeypatch):
+    settings.PAGE_IMAGES = {"ALLOW_LOOPBACK_DOWNLOADS": True}
+    assert_translated(in_english_and_german(check_deployment))
+    monkeypatch.setattr(Page, "image_field_name", "image_text")
+    monkeypatch.setattr(Page, "image_prompt_field", "nope")
+    monkeypatch.setattr(Page, "image_alt_text_field", "story")
+    assert_translated(in_english_and_german(check_model, Page))
+    monkeypatch.setattr(Page, "image_prompt_field", None)
+    pairs = in_english_and_german(check_model, Page)
+    assert_translated(pairs)
+    german = {m.id: m for _, m in pairs}["page_images.E011"]
+    assert german.msg == "testapp.Page gibt nicht an, woher sein Bild-Prompt kommt."
+    assert german.hint == (
+        "image_prompt_field = '<Feldname>' setzen oder get_image_prompt() überschreiben."
+    )
+    monkeypatch.setattr(Page, "image_alt_text_field", None)
+    settings.PAGE_IMAGES = {"ALT_TEXT": {}}
+    assert_translated(in_english_and_german(check_models))
+
+
+def test_the_url_broker_and_live_refresh_checks_are_read_in_german(settings):
+    from django.http import HttpResponse
+    from django.urls import include, path, re_path
+
+    from page_images.checks import check_broker, check_live_refresh, check_urls
+    from tests.support.jobs import celery_app
+
+    settings.ROOT_URLCONF = _urlconf(path("", lambda request: None))
+    assert_translated(in_english_and_german(check_urls))
+    settings.ROOT_URLCONF = _urlconf(
+        re_path(r"^(?P<slug>.*)$", lambda request, **kwargs: HttpResponse()),
+        path("page-images/", include("page_images.urls")),
+    )
+    assert_translated(in_english_and_german(check_urls))
+    with celery_app("redis://127.0.0.1:6379/0", broker_transport_options={}):
+        pairs = in_english_and_german(check_broker)
+    assert_translated(pairs)
+    assert pairs[0][1].msg.startswith(
+        "Celerys Redis-Broker hat kein socket_timeout oder socket_connect_timeout:"
+    )
+    settings.PAGE_IMAGES = {"EVENTS": IN_PROCESS}
+    with celery_app(REDIS, task_always_eager=False):
+        assert_translated(in_english_and_german(check_live_refresh))

@@ -341,3 +341,65 @@ def test_backfill_cost_sums_the_runs_history(make_page, eager, monkeypatch, seco
 def test_backfill_refuses_what_it_cannot_do(page, args, message):
     with pytest.raises(CommandError, match=message):
         backfill(*args)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_backfill_speaks_the_active_language_to_the_operator(make_page, eager, settings):
+    """On a German site (LANGUAGE_CODE, or a language a wrapper activates) the summary, the
+    error, the progress line and the refusals of bad arguments are German."""
+    from django.utils import translation
+
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "OPTIONS": {"refuse_words": ["forbidden"]}}
+    make_page("a fox")
+    make_page("a forbidden fox")
+    out, err = StringIO(), StringIO()
+    with translation.override("de"), pytest.raises(CommandError) as caught:
+        call_command("page_images_backfill", "testapp.Page", stdout=out, stderr=err)
+    assert str(caught.value) == "1 Generierung ist fehlgeschlagen: siehe Zusammenfassung."
+    assert caught.value.returncode == 1
+    assert out.getvalue().splitlines() == [
+        "Eingereiht 2: fertig 1, fehlgeschlagen 1.",
+        "Übersprungen 0: 0 hatten ein Bild oder einen laufenden Job, 0 hatten keinen Text oder "
+        "wurden inzwischen anderweitig übernommen.",
+        "Kosten: $0.00 bekannt; 1 Generierung hat keinen Preis (Kosten unbekannt).",
+        "1 Datensatz hat noch kein Bild: den Befehl erneut ausführen.",
+    ]
+    with translation.override("de"), pytest.raises(CommandError) as caught:
+        backfill("testapp.Page", "--limit", "0")
+    assert str(caught.value) == "--limit muss mindestens 1 sein"
+    with translation.override("de"):
+        out_text, _err = backfill("testapp.Page", "--dry-run")
+    assert out_text.startswith("Probelauf: würde 1 von 2 ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_progress_line_and_an_interruption_speak_the_active_language(
+    make_page, published, monkeypatch
+):
+    from django.utils import translation
+
+    for n in range(3):
+        make_page(f"page {n}")
+    waits: list[float] = []
+
+    def ctrl_c_at_the_second_wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            raise KeyboardInterrupt
+        run_published(published[:1])
+        del published[:1]
+
+    monkeypatch.setattr(page_images_backfill.time, "sleep", ctrl_c_at_the_second_wait)
+    out, err = StringIO(), StringIO()
+    with translation.override("de"), pytest.raises(CommandError) as caught:
+        call_command(
+            "page_images_backfill", "testapp.Page", "--max-in-flight", "2", stdout=out, stderr=err
+        )
+    assert err.getvalue().splitlines()[0] == (
+        "eingereiht 2/3, in Arbeit 2, fertig 0, fehlgeschlagen 0"
+    )
+    assert str(caught.value) == (
+        "Unterbrochen: 2 Jobs in der Warteschlange laufen trotzdem noch. Zum Fortsetzen den "
+        "Befehl erneut ausführen."
+    )
+    assert out.getvalue().startswith("Eingereiht 3: fertig 1, fehlgeschlagen 0, laufen noch 2.")

@@ -594,10 +594,17 @@ def test_redis_bus_pings_a_silent_link_once_then_reconnects_and_resyncs(monkeypa
 
 
 def test_redis_bus_without_the_redis_package_names_the_extra(monkeypatch):
+    from django.utils import translation
+
     from page_images.exceptions import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "redis", None)  # as if the redis extra were not installed
     bus = RedisBus(url="redis://127.0.0.1:6379/0", channel=unique_channel())
     assert "page_images.E042" in [message.id for message in bus.check()]
+    with translation.override("de"):
+        german = {message.id: message.msg for message in bus.check()}
+    assert german["page_images.E042"] == (
+        'redis ist nicht installiert. Installieren mit: pip install "django-page-images[redis]"'
+    )
     with pytest.raises(MissingDependencyError, match="redis"):
         bus.publish("testapp.page:1")

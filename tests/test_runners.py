@@ -89,6 +89,38 @@ def test_a_queue_the_backend_does_not_serve(framework, configure, settings):
     assert runners.check_runner() == []
 
 
+def test_the_runner_checks_are_read_in_german(framework, configure, monkeypatch):
+    from django.utils import translation
+
+    def german() -> tuple[str, str | None]:
+        with translation.override("de"):
+            (message,) = runners.check_runner()
+        return message.msg, message.hint
+
+    configure(TASK_RUNNER="django.tasks", QUEUE="images")
+    assert german() == (
+        "PAGE_IMAGES['QUEUE'] ist 'images', eine Warteschlange, die das TASKS-Backend 'default' "
+        "nicht bedient (seine QUEUES: default).",
+        "Die Warteschlange zu den QUEUES dieses Backends hinzufügen oder QUEUE auf eine davon "
+        "setzen.",
+    )
+    configure(TASK_RUNNER="django.tasks", TASK_BACKEND="images")
+    assert german()[0].startswith("PAGE_IMAGES['TASK_BACKEND'] ist 'images', aber das ist kein")
+    configure(TASK_RUNNER="rq")
+    assert german()[0] == (
+        "PAGE_IMAGES['TASK_RUNNER'] muss einer der Werte 'celery', 'django.tasks' sein, nicht 'rq'."
+    )
+    monkeypatch.setattr(runners, "installed", lambda module: False)
+    configure(TASK_RUNNER="celery")
+    assert german() == (
+        "PAGE_IMAGES['TASK_RUNNER'] ist 'celery': Celery führt die Jobs aus, aber Celery ist "
+        "nicht installiert.",
+        'pip install "django-page-images[celery]"',
+    )
+    configure(TASK_RUNNER="django.tasks")
+    assert "django-tasks (die Rückportierung des Tasks-Frameworks" in german()[0]
+
+
 def test_the_check_runs_at_start_up(configure):
     configure(TASK_RUNNER="rq")
     with pytest.raises(Exception, match=r"page_images\.E090"):

@@ -11,6 +11,10 @@ process's ``django.setup()``. What only a check needs (the event buses, the rate
 imported inside the check that uses it: start-up pays for the registration alone. Warnings that
 only mean something in production (the placeholder backend, loopback downloads) are deployment
 checks, shown by ``manage.py check --deploy``.
+
+Messages and hints are translated when a check runs (``gettext``, not lazily at import), so that
+``manage.py check`` speaks the active language, ``LANGUAGE_CODE`` unless a command activates
+another. Values go in by name (``%(key)s``): a translation may put them in its own order.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.functional import Promise
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from page_images.backends import build_backend, describer_config
 from page_images.conf import (
@@ -35,7 +41,11 @@ from page_images.conf import (
     parse_ratio,
     parse_size,
 )
-from page_images.exceptions import PageImagesConfigurationError, UnsupportedAspectRatioError
+from page_images.exceptions import (
+    PageImagesConfigurationError,
+    TranslatableError,
+    UnsupportedAspectRatioError,
+)
 from page_images.models import ImageGeneratingMixin, image_generating_models
 
 _POSITIVE_NUMBERS = (
@@ -61,6 +71,12 @@ def _error(message: str, id: str, hint: str | None = None) -> Error:
     return Error(message, hint=hint, id=id)
 
 
+def _said(exc: Exception) -> str:
+    """An error's message in the active language: ours (a :class:`TranslatableError`) are
+    translated, other errors' (Python's, a backend's) are shown as they are."""
+    return exc.translated() if isinstance(exc, TranslatableError) else str(exc)
+
+
 def _merged() -> dict[str, Any] | None:
     """The settings with their defaults; None when ``PAGE_IMAGES`` is not a dict (E001)."""
     raw = getattr(settings, SETTING_NAME, {})
@@ -73,7 +89,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     raw = getattr(settings, SETTING_NAME, {})
     if not isinstance(raw, dict):
         return [
-            _error(f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.", "page_images.E001")
+            _error(
+                _("PAGE_IMAGES must be a dict, not %(type)s.") % {"type": type(raw).__name__},
+                "page_images.E001",
+            )
         ]
     merged = {**DEFAULTS, **raw}
     messages: list[CheckMessage] = []
@@ -103,9 +122,10 @@ def _check_keys(
         return []
     return [
         _error(
-            f"{where} has unknown keys: {', '.join(unknown)}.",
+            _("%(setting)s has unknown keys: %(keys)s.")
+            % {"setting": where, "keys": ", ".join(unknown)},
             check_id,
-            hint=f"Known keys: {', '.join(sorted(known))}.",
+            hint=_("Known keys: %(keys)s.") % {"keys": ", ".join(sorted(known))},
         )
     ]
 
@@ -117,17 +137,19 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     if merged["BACKEND"] == DEFAULTS["BACKEND"]:
         messages.append(
             Warning(
-                f"{SETTING_NAME}['BACKEND'] is the LocalBackend: placeholder pictures only.",
-                hint="Set it to 'page_images.backends.litellm.LiteLLMBackend' with a model in "
-                "OPTIONS to make real illustrations.",
+                _("PAGE_IMAGES['BACKEND'] is the LocalBackend: placeholder pictures only."),
+                hint=_(
+                    "Set it to 'page_images.backends.litellm.LiteLLMBackend' with a model in "
+                    "OPTIONS to make real illustrations."
+                ),
                 id="page_images.W001",
             )
         )
     if merged["ALLOW_LOOPBACK_DOWNLOADS"]:
         messages.append(
             Warning(
-                f"{SETTING_NAME}['ALLOW_LOOPBACK_DOWNLOADS'] is on.",
-                hint="It exists for tests against a local fake provider; turn it off.",
+                _("PAGE_IMAGES['ALLOW_LOOPBACK_DOWNLOADS'] is on."),
+                hint=_("It exists for tests against a local fake provider; turn it off."),
                 id="page_images.W002",
             )
         )
@@ -140,16 +162,14 @@ def _check_numbers(merged: dict[str, Any]) -> list[CheckMessage]:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             messages.append(
-                _error(
-                    f"{SETTING_NAME}['{key}'] must be a positive number, not {value!r}.",
-                    "page_images.E005",
-                )
+                _error(_not_positive(f"{SETTING_NAME}['{key}']", value), "page_images.E005")
             )
     retries = merged["MAX_RETRIES"]
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         messages.append(
             _error(
-                f"{SETTING_NAME}['MAX_RETRIES'] must be a whole number ≥ 0, not {retries!r}.",
+                _("PAGE_IMAGES['MAX_RETRIES'] must be a whole number ≥ 0, not %(value)s.")
+                % {"value": repr(retries)},
                 "page_images.E005",
             )
         )
@@ -158,18 +178,23 @@ def _check_numbers(merged: dict[str, Any]) -> list[CheckMessage]:
     if merged["TASK_SOFT_TIME_LIMIT"] >= merged["TASK_TIME_LIMIT"]:
         messages.append(
             _error(
-                f"{SETTING_NAME}['TASK_SOFT_TIME_LIMIT'] must be shorter than TASK_TIME_LIMIT.",
+                _("PAGE_IMAGES['TASK_SOFT_TIME_LIMIT'] must be shorter than TASK_TIME_LIMIT."),
                 "page_images.E006",
-                hint="The soft limit lets the job record a readable error before the hard kill.",
+                hint=_("The soft limit lets the job record a readable error before the hard kill."),
             )
         )
     if merged["CLAIM_TIMEOUT"] <= merged["TASK_TIME_LIMIT"]:
         messages.append(
             _error(
-                f"{SETTING_NAME}['CLAIM_TIMEOUT'] ({merged['CLAIM_TIMEOUT']}) must be longer than "
-                f"TASK_TIME_LIMIT ({merged['TASK_TIME_LIMIT']}).",
+                _(
+                    "PAGE_IMAGES['CLAIM_TIMEOUT'] (%(claim)s) must be longer than "
+                    "TASK_TIME_LIMIT (%(limit)s)."
+                )
+                % {"claim": merged["CLAIM_TIMEOUT"], "limit": merged["TASK_TIME_LIMIT"]},
                 "page_images.E006",
-                hint="Otherwise a job that is still running could be taken for dead and run twice.",
+                hint=_(
+                    "Otherwise a job that is still running could be taken for dead and run twice."
+                ),
             )
         )
     return messages
@@ -177,20 +202,34 @@ def _check_numbers(merged: dict[str, Any]) -> list[CheckMessage]:
 
 def _check_switches(merged: dict[str, Any]) -> list[CheckMessage]:
     return [
-        _error(
-            f"{SETTING_NAME}['{key}'] must be True or False, not {merged[key]!r}.",
-            "page_images.E016",
-        )
+        _error(_must_be_a_switch(key, merged[key]), "page_images.E016")
         for key in _SWITCHES
         if not isinstance(merged[key], bool)
     ]
+
+
+def _not_positive(setting: str, value: Any) -> str:
+    """The one sentence of E005 and E080 for a number that must be above zero."""
+    return _("%(setting)s must be a positive number, not %(value)s.") % {
+        "setting": setting,
+        "value": repr(value),
+    }
+
+
+def _must_be_a_switch(key: str, value: Any) -> str:
+    """The one sentence of E016 and E066: a setting that switches something on or off."""
+    return _("PAGE_IMAGES['%(key)s'] must be True or False, not %(value)s.") % {
+        "key": key,
+        "value": repr(value),
+    }
 
 
 def _check_size(size: Any) -> list[CheckMessage]:
     try:
         parse_size(size)
     except ValueError as exc:
-        return [_error(f"{SETTING_NAME}['SIZE']: {exc}.", "page_images.E004")]
+        message = _("PAGE_IMAGES['SIZE']: %(problem)s.") % {"problem": _said(exc)}
+        return [_error(message, "page_images.E004")]
     return []
 
 
@@ -202,8 +241,11 @@ def _check_formats(formats: Any) -> list[CheckMessage]:
     if not given or not given <= _KNOWN_FORMATS:
         return [
             _error(
-                f"{SETTING_NAME}['ALLOWED_FORMATS'] must be a list drawn from "
-                f"{', '.join(sorted(_KNOWN_FORMATS))}, not {formats!r}.",
+                _(
+                    "PAGE_IMAGES['ALLOWED_FORMATS'] must be a list drawn from %(known)s, not "
+                    "%(value)s."
+                )
+                % {"known": ", ".join(sorted(_KNOWN_FORMATS)), "value": repr(formats)},
                 "page_images.E007",
             )
         ]
@@ -215,10 +257,20 @@ def _check_dotted_path(key: str, path: Any, check_id: str) -> list[CheckMessage]
         target = import_string(str(path))
     except ImportError as exc:
         return [
-            _error(f"{SETTING_NAME}['{key}'] = {path!r} could not be imported: {exc}", check_id)
+            _error(
+                _("PAGE_IMAGES['%(key)s'] = %(path)s could not be imported: %(problem)s")
+                % {"key": key, "path": repr(path), "problem": exc},
+                check_id,
+            )
         ]
     if not callable(target):
-        return [_error(f"{SETTING_NAME}['{key}'] = {path!r} is not callable.", check_id)]
+        return [
+            _error(
+                _("PAGE_IMAGES['%(key)s'] = %(path)s is not callable.")
+                % {"key": key, "path": repr(path)},
+                check_id,
+            )
+        ]
     return []
 
 
@@ -230,7 +282,12 @@ def _check_rate(rate: Any) -> list[CheckMessage]:
     try:
         parse_rate(str(rate))
     except ValueError as exc:
-        return [_error(f"{SETTING_NAME}['RATE_LIMIT']: {exc}.", "page_images.E014")]
+        return [
+            _error(
+                _("PAGE_IMAGES['RATE_LIMIT']: %(problem)s.") % {"problem": _said(exc)},
+                "page_images.E014",
+            )
+        ]
     return []
 
 
@@ -238,7 +295,8 @@ def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
     if not isinstance(options, dict):
         return [
             _error(
-                f"{SETTING_NAME}['OPTIONS'] must be a dict, not {type(options).__name__}.",
+                _("PAGE_IMAGES['OPTIONS'] must be a dict, not %(type)s.")
+                % {"type": type(options).__name__},
                 "page_images.E008",
             )
         ]
@@ -246,7 +304,7 @@ def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
         backend = build_backend(str(path), options)
     except PageImagesConfigurationError as exc:
         check_id = "page_images.E008" if "OPTIONS" in str(exc) else "page_images.E003"
-        return [_error(str(exc), check_id)]
+        return [_error(exc.translated(), check_id)]
     return backend.check()
 
 
@@ -272,7 +330,8 @@ def check_editing(merged: dict[str, Any]) -> list[CheckMessage]:
     if not _whole(length) or length < 1:
         messages.append(
             _error(
-                f"{SETTING_NAME}['MAX_PROMPT_LENGTH'] must be a whole number ≥ 1, not {length!r}.",
+                _("PAGE_IMAGES['MAX_PROMPT_LENGTH'] must be a whole number ≥ 1, not %(value)s.")
+                % {"value": repr(length)},
                 "page_images.E065",
             )
         )
@@ -282,29 +341,30 @@ def check_editing(merged: dict[str, Any]) -> list[CheckMessage]:
     if not _whole(variants) or not 1 <= variants <= _VARIANTS_MAX:
         messages.append(
             _error(
-                f"{SETTING_NAME}['VARIANTS'] must be a whole number from 1 to {_VARIANTS_MAX}, "
-                f"not {variants!r}.",
+                _(
+                    "PAGE_IMAGES['VARIANTS'] must be a whole number from 1 to %(max)s, not "
+                    "%(value)s."
+                )
+                % {"max": _VARIANTS_MAX, "value": repr(variants)},
                 "page_images.E063",
-                hint="Providers make at most 10 pictures per call (OpenAI's n).",
+                hint=_("Providers make at most 10 pictures per call (OpenAI's n)."),
             )
         )
     keep = merged["KEEP_PICTURES"]
     if keep is not None and (not _whole(keep) or keep < 0):
         messages.append(
             _error(
-                f"{SETTING_NAME}['KEEP_PICTURES'] must be None (keep every file) or a whole "
-                f"number ≥ 0, not {keep!r}.",
+                _(
+                    "PAGE_IMAGES['KEEP_PICTURES'] must be None (keep every file) or a whole "
+                    "number ≥ 0, not %(value)s."
+                )
+                % {"value": repr(keep)},
                 "page_images.E064",
             )
         )
     for key in _FLAGS:
         if not isinstance(merged[key], bool):
-            messages.append(
-                _error(
-                    f"{SETTING_NAME}['{key}'] must be True or False, not {merged[key]!r}.",
-                    "page_images.E066",
-                )
-            )
+            messages.append(_error(_must_be_a_switch(key, merged[key]), "page_images.E066"))
     return messages
 
 
@@ -313,14 +373,19 @@ def _check_template(template: Any) -> list[CheckMessage]:
     if template is None:
         return []
     if not isinstance(template, str):
-        problem = f"must be a string or None, not {type(template).__name__}"
+        # Translators: said of PAGE_IMAGES['PROMPT_TEMPLATE'], which comes first.
+        problem = _("must be a string or None, not %(type)s") % {"type": type(template).__name__}
     else:
         try:
             names = {
-                field for _, field, _, _ in string.Formatter().parse(template) if field is not None
+                # (No ``_`` for the parts left unused: ``_`` is gettext in this module.)
+                field
+                for _text, field, _spec, _conversion in string.Formatter().parse(template)
+                if field is not None
             }
         except ValueError as exc:
-            names, problem = set(), f"is not a format string: {exc}"
+            # Translators: said of PAGE_IMAGES['PROMPT_TEMPLATE'], which comes first.
+            names, problem = set(), _("is not a format string: %(problem)s") % {"problem": exc}
         else:
             # "{story.title}", "{tags[0]}": the record's own attribute is the first part.
             roots = {name.split(".", 1)[0].split("[", 1)[0] for name in names}
@@ -329,21 +394,28 @@ def _check_template(template: Any) -> list[CheckMessage]:
         return []
     return [
         _error(
-            f"{SETTING_NAME}['PROMPT_TEMPLATE'] {problem}.",
+            _("PAGE_IMAGES['PROMPT_TEMPLATE'] %(problem)s.") % {"problem": problem},
             "page_images.E060",
-            hint="For example 'Watercolour illustration of: {prompt}' ({prompt} is the record's "
-            "own prompt) or a field every model using the mixin has, '{title}'.",
+            hint=_(
+                "For example 'Watercolour illustration of: {prompt}' ({prompt} is the record's "
+                "own prompt) or a field every model using the mixin has, '{title}'."
+            ),
         )
     ]
 
 
 def _template_fields_problem(roots: set[str]) -> str:
     if "" in roots or any(root.isdigit() for root in roots):
-        return "has a positional field ({} or {0}): name the record's field"
+        # Translators: said of PAGE_IMAGES['PROMPT_TEMPLATE'], which comes first.
+        return _("has a positional field ({} or {0}): name the record's field")
     for model in image_generating_models():
         missing = sorted(root for root in roots - {"prompt"} if not hasattr(model, root))
         if missing:
-            return f"names {', '.join(missing)}, which {model._meta.label} does not have"
+            # Translators: said of PAGE_IMAGES['PROMPT_TEMPLATE'], which comes first.
+            return _("names %(fields)s, which %(model)s does not have") % {
+                "fields": ", ".join(missing),
+                "model": model._meta.label,
+            }
     return ""
 
 
@@ -352,8 +424,8 @@ def _check_presets(presets: Any) -> list[CheckMessage]:
     if not isinstance(presets, dict):
         return [
             _error(
-                f"{SETTING_NAME}['PRESETS'] must be a dict of name to preset, not "
-                f"{type(presets).__name__}.",
+                _("PAGE_IMAGES['PRESETS'] must be a dict of name to preset, not %(type)s.")
+                % {"type": type(presets).__name__},
                 "page_images.E061",
             )
         ]
@@ -363,36 +435,43 @@ def _check_presets(presets: Any) -> list[CheckMessage]:
         if problem:
             messages.append(
                 _error(
-                    f"{SETTING_NAME}['PRESETS'][{name!r}] {problem}.",
+                    _("PAGE_IMAGES['PRESETS'][%(name)s] %(problem)s.")
+                    % {"name": repr(name), "problem": problem},
                     "page_images.E061",
-                    hint="A preset is {'label': ..., 'prompt': words added to the prompt (may "
-                    "place it with {prompt}), 'size': 'WIDTHxHEIGHT', 'quality': ...}.",
+                    hint=_(
+                        "A preset is {'label': ..., 'prompt': words added to the prompt (may "
+                        "place it with {prompt}), 'size': 'WIDTHxHEIGHT', 'quality': ...}."
+                    ),
                 )
             )
     return messages
 
 
 def _preset_problem(name: Any, preset: Any) -> str:
+    """What is wrong with one preset: said after ``PAGE_IMAGES['PRESETS'][name]``."""
     if not isinstance(name, str) or not name or len(name) > _PRESET_NAME_MAX:
-        return f"needs a name of 1 to {_PRESET_NAME_MAX} characters"
+        # Translators: this and the next ones follow PAGE_IMAGES['PRESETS']['<name>'].
+        return _("needs a name of 1 to %(max)s characters") % {"max": _PRESET_NAME_MAX}
     if not isinstance(preset, dict):
-        return f"must be a dict, not {type(preset).__name__}"
+        return _("must be a dict, not %(type)s") % {"type": type(preset).__name__}
     unknown = sorted(set(map(str, preset)) - _PRESET_KEYS)
     if unknown:
-        return f"has unknown keys: {', '.join(unknown)}"
+        return _("has unknown keys: %(keys)s") % {"keys": ", ".join(unknown)}
     for key in ("label", "prompt"):
         value = preset.get(key, "")
         # A label may be gettext_lazy("Watercolour"): each editor reads it in their language.
         if not isinstance(value, str) and not (key == "label" and isinstance(value, Promise)):
-            return f"'{key}' must be a string"
+            return _("'%(key)s' must be a string") % {"key": key}
     quality = preset.get("quality")
     if quality is not None and (not isinstance(quality, str) or len(quality) > _QUALITY_MAX):
-        return f"'quality' must be None or a string of at most {_QUALITY_MAX} characters"
+        return _("'quality' must be None or a string of at most %(max)s characters") % {
+            "max": _QUALITY_MAX
+        }
     if preset.get("size") is not None:
         try:
             parse_size(preset["size"])
         except ValueError as exc:
-            return f"'size': {exc}"
+            return _("'size': %(problem)s") % {"problem": _said(exc)}
     return ""
 
 
@@ -402,8 +481,11 @@ def _check_ratios(merged: dict[str, Any]) -> list[CheckMessage]:
     if isinstance(ratios, str) or not isinstance(ratios, Iterable):
         return [
             _error(
-                f"{SETTING_NAME}['ASPECT_RATIOS'] must be a list such as ['1:1', '3:2'], not "
-                f"{ratios!r}.",
+                _(
+                    "PAGE_IMAGES['ASPECT_RATIOS'] must be a list such as ['1:1', '3:2'], not "
+                    "%(value)s."
+                )
+                % {"value": repr(ratios)},
                 "page_images.E062",
             )
         ]
@@ -418,11 +500,19 @@ def _check_ratios(merged: dict[str, Any]) -> list[CheckMessage]:
         try:
             parse_ratio(ratio)
             if len(str(ratio)) > _RATIO_MAX:
-                raise ValueError(f"{ratio!r} is longer than {_RATIO_MAX} characters")
+                raise ValueError(
+                    _("%(ratio)s is longer than %(max)s characters")
+                    % {"ratio": repr(ratio), "max": _RATIO_MAX}
+                )
             if backend is not None:
                 backend.size_for(str(ratio), size)
         except (ValueError, UnsupportedAspectRatioError) as exc:
-            messages.append(_error(f"{SETTING_NAME}['ASPECT_RATIOS']: {exc}", "page_images.E062"))
+            messages.append(
+                _error(
+                    _("PAGE_IMAGES['ASPECT_RATIOS']: %(problem)s") % {"problem": _said(exc)},
+                    "page_images.E062",
+                )
+            )
     return messages
 
 
@@ -434,7 +524,9 @@ def _check_alt_text(config: Any) -> list[CheckMessage]:
     if not isinstance(config, dict):
         return [
             _error(
-                f"{key} must be None or a dict, not {type(config).__name__}.", "page_images.E080"
+                _("PAGE_IMAGES['ALT_TEXT'] must be None or a dict, not %(type)s.")
+                % {"type": type(config).__name__},
+                "page_images.E080",
             )
         ]
     messages: list[CheckMessage] = []
@@ -443,22 +535,24 @@ def _check_alt_text(config: Any) -> list[CheckMessage]:
     for number in ("MAX_LENGTH", "TIMEOUT"):
         value = merged[number]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            messages.append(
-                _error(
-                    f"{key}['{number}'] must be a positive number, not {value!r}.",
-                    "page_images.E080",
-                )
-            )
+            messages.append(_error(_not_positive(f"{key}['{number}']", value), "page_images.E080"))
     if not isinstance(merged["PROMPT"], str) or not merged["PROMPT"].strip():
-        messages.append(_error(f"{key}['PROMPT'] must be a non-empty string.", "page_images.E080"))
+        messages.append(
+            _error(
+                _("PAGE_IMAGES['ALT_TEXT']['PROMPT'] must be a non-empty string."),
+                "page_images.E080",
+            )
+        )
     if not isinstance(merged["OPTIONS"], dict):
-        messages.append(_error(f"{key}['OPTIONS'] must be a dict.", "page_images.E080"))
+        messages.append(
+            _error(_("PAGE_IMAGES['ALT_TEXT']['OPTIONS'] must be a dict."), "page_images.E080")
+        )
     if messages:
         return messages
     try:
         build_backend(*describer_config(merged), where=key)
     except PageImagesConfigurationError as exc:
-        return [_error(str(exc), "page_images.E080")]
+        return [_error(exc.translated(), "page_images.E080")]
     return []
 
 
@@ -472,9 +566,11 @@ def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         # Set on purpose and silently doing nothing: alt text is written only into a named field.
         messages.append(
             Warning(
-                f"{SETTING_NAME}['ALT_TEXT'] is set, but no model names an image_alt_text_field: "
-                "no alt text will be written.",
-                hint="Add a text field for the alt text and name it in image_alt_text_field.",
+                _(
+                    "PAGE_IMAGES['ALT_TEXT'] is set, but no model names an image_alt_text_field: "
+                    "no alt text will be written."
+                ),
+                hint=_("Add a text field for the alt text and name it in image_alt_text_field."),
                 id="page_images.W080",
             )
         )
@@ -491,8 +587,8 @@ def check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
     if not isinstance(field, models.FileField):
         messages.append(
             Error(
-                f"image_field_name = {model.image_field_name!r} is not an ImageField or FileField "
-                f"of {model._meta.label}.",
+                _("image_field_name = %(name)s is not an ImageField or FileField of %(model)s.")
+                % {"name": repr(model.image_field_name), "model": model._meta.label},
                 obj=model,
                 id="page_images.E010",
             )
@@ -504,8 +600,8 @@ def check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
         except FieldDoesNotExist:
             messages.append(
                 Error(
-                    f"image_prompt_field = {model.image_prompt_field!r} is not a field of "
-                    f"{model._meta.label}.",
+                    _("image_prompt_field = %(name)s is not a field of %(model)s.")
+                    % {"name": repr(model.image_prompt_field), "model": model._meta.label},
                     obj=model,
                     id="page_images.E012",
                 )
@@ -513,8 +609,9 @@ def check_model(model: type[ImageGeneratingMixin]) -> list[CheckMessage]:
     elif not overrides_prompt:
         messages.append(
             Error(
-                f"{model._meta.label} does not say where its image prompt comes from.",
-                hint="Set image_prompt_field = '<field name>' or override get_image_prompt().",
+                _("%(model)s does not say where its image prompt comes from.")
+                % {"model": model._meta.label},
+                hint=_("Set image_prompt_field = '<field name>' or override get_image_prompt()."),
                 obj=model,
                 id="page_images.E011",
             )
@@ -535,10 +632,12 @@ def _check_alt_text_field(model: type[ImageGeneratingMixin]) -> list[CheckMessag
         return []
     return [
         Error(
-            f"image_alt_text_field = {name!r} is not a CharField or TextField of "
-            f"{model._meta.label}.",
-            hint="Add a text field for the alt text (blank=True), or set image_alt_text_field "
-            "to None.",
+            _("image_alt_text_field = %(name)s is not a CharField or TextField of %(model)s.")
+            % {"name": repr(name), "model": model._meta.label},
+            hint=_(
+                "Add a text field for the alt text (blank=True), or set image_alt_text_field "
+                "to None."
+            ),
             obj=model,
             id="page_images.E081",
         )
@@ -571,11 +670,16 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         return []
     return [
         Warning(
-            f"Celery's Redis broker has no {' or '.join(missing)}: a broker that stops answering "
-            "would hold a click's request forever.",
-            hint="Set broker_transport_options = {'socket_timeout': 5, "
-            "'socket_connect_timeout': 5} (CELERY_BROKER_TRANSPORT_OPTIONS in Django settings "
-            "with the CELERY namespace).",
+            _(
+                "Celery's Redis broker has no %(options)s: a broker that stops answering "
+                "would hold a click's request forever."
+            )
+            % {"options": (" " + pgettext("between two option names", "or") + " ").join(missing)},
+            hint=_(
+                "Set broker_transport_options = {'socket_timeout': 5, "
+                "'socket_connect_timeout': 5} (CELERY_BROKER_TRANSPORT_OPTIONS in Django settings "
+                "with the CELERY namespace)."
+            ),
             id="page_images.W050",
         )
     ]
@@ -622,14 +726,24 @@ def check_live_refresh(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
         return []  # check_settings reports it (E040)
     if bus.supports_cross_process or _jobs_run_in_this_process():
         return []
-    worker = "Celery worker" if _celery_runs_the_jobs() else "task worker"
+    if _celery_runs_the_jobs():
+        message = _(
+            "PAGE_IMAGES['EVENTS'] is %(bus)s, which does not reach a Celery worker in another "
+            "process: a page waits for its picture until it is reloaded."
+        )
+    else:
+        message = _(
+            "PAGE_IMAGES['EVENTS'] is %(bus)s, which does not reach a task worker in another "
+            "process: a page waits for its picture until it is reloaded."
+        )
     return [
         Warning(
-            f"{SETTING_NAME}['EVENTS'] is {config['BACKEND']}, which does not reach a {worker} "
-            "in another process: a page waits for its picture until it is reloaded.",
-            hint="Use page_images.events.redis.RedisBus (with Redis) or "
-            "page_images.events.files.FileBus (one machine), or set EVENTS to None so that "
-            "pages poll.",
+            message % {"bus": config["BACKEND"]},
+            hint=_(
+                "Use page_images.events.redis.RedisBus (with Redis) or "
+                "page_images.events.files.FileBus (one machine), or set EVENTS to None so that "
+                "pages poll."
+            ),
             id="page_images.W041",
         )
     ]
@@ -651,8 +765,11 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     except NoReverseMatch:
         return [
             Warning(
-                "page_images.urls is not included in the URLconf: the chips have nowhere to post.",
-                hint='Add path("page-images/", include("page_images.urls")) to urlpatterns.',
+                _(
+                    "page_images.urls is not included in the URLconf: the chips have nowhere to "
+                    "post."
+                ),
+                hint=_('Add path("page-images/", include("page_images.urls")) to urlpatterns.'),
                 id="page_images.W015",
             )
         ]
@@ -664,11 +781,19 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         return []
     return [
         Error(
-            f"{path} is answered by {getattr(found, '__module__', '?')}."
-            f"{getattr(found, '__qualname__', found)}, not by page_images: an earlier URL "
-            "pattern catches it, so every click would fail.",
-            hint='Put path("page-images/", include("page_images.urls")) before catch-all '
-            "patterns such as include(wagtail_urls).",
+            _(
+                "%(path)s is answered by %(view)s, not by page_images: an earlier URL pattern "
+                "catches it, so every click would fail."
+            )
+            % {
+                "path": path,
+                "view": f"{getattr(found, '__module__', '?')}."
+                f"{getattr(found, '__qualname__', found)}",
+            },
+            hint=_(
+                'Put path("page-images/", include("page_images.urls")) before catch-all '
+                "patterns such as include(wagtail_urls)."
+            ),
             id="page_images.E015",
         )
     ]
@@ -683,12 +808,13 @@ def _check_costs(merged: dict[str, Any]) -> list[CheckMessage]:
         for problem in pricing.table_problems(merged["PRICES"] or {})
     ]
     value = merged["QUOTAS"] or {}
-    shape = "such as {'per_user': {'day': 20}, 'site': {'month_usd': '200.00'}}"
+    shape = "{'per_user': {'day': 20}, 'site': {'month_usd': '200.00'}}"
     if not isinstance(value, dict):
         return [
             *messages,
             _error(
-                f"{SETTING_NAME}['QUOTAS'] must be a dict {shape}, not {type(value).__name__}.",
+                _("PAGE_IMAGES['QUOTAS'] must be a dict such as %(shape)s, not %(type)s.")
+                % {"shape": shape, "type": type(value).__name__},
                 "page_images.E070",
             ),
         ]
@@ -698,8 +824,11 @@ def _check_costs(merged: dict[str, Any]) -> list[CheckMessage]:
         if scope not in quotas.SCOPES or not isinstance(limits, dict):
             messages.append(
                 _error(
-                    f"{where}: QUOTAS has the keys 'per_user' and 'site', each a dict of limits, "
-                    f"{shape}.",
+                    _(
+                        "%(setting)s: QUOTAS has the keys 'per_user' and 'site', each a dict of "
+                        "limits, such as %(shape)s."
+                    )
+                    % {"setting": where, "shape": shape},
                     "page_images.E070",
                 )
             )
@@ -708,17 +837,19 @@ def _check_costs(merged: dict[str, Any]) -> list[CheckMessage]:
             if key not in quotas.KEYS:
                 messages.append(
                     _error(
-                        f"{where} has an unknown limit {key!r}.",
+                        _("%(setting)s has an unknown limit %(key)s.")
+                        % {"setting": where, "key": repr(key)},
                         "page_images.E071",
-                        hint=f"Limits: {', '.join(quotas.KEYS)} (pictures, or USD with _usd).",
+                        hint=_("Limits: %(keys)s (pictures, or USD with _usd).")
+                        % {"keys": ", ".join(quotas.KEYS)},
                     )
                 )
             elif quotas.KEYS[key][1] == "images":
                 if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                     messages.append(
                         _error(
-                            f"{where}[{key!r}] must be a whole number of pictures ≥ 1, "
-                            f"not {limit!r}.",
+                            _("%(setting)s must be a whole number of pictures ≥ 1, not %(value)s.")
+                            % {"setting": f"{where}[{key!r}]", "value": repr(limit)},
                             "page_images.E072",
                         )
                     )
@@ -730,8 +861,11 @@ def _check_costs(merged: dict[str, Any]) -> list[CheckMessage]:
                 if amount is None or amount <= 0:
                     messages.append(
                         _error(
-                            f"{where}[{key!r}] must be an amount of USD > 0, such as '10.00', "
-                            f"not {limit!r}.",
+                            _(
+                                "%(setting)s must be an amount of USD > 0, such as '10.00', "
+                                "not %(value)s."
+                            )
+                            % {"setting": f"{where}[{key!r}]", "value": repr(limit)},
                             "page_images.E072",
                         )
                     )
@@ -757,7 +891,7 @@ def _check_budget_prices(merged: dict[str, Any]) -> list[CheckMessage]:
             )
     unpriced = sorted(
         {
-            f"{size} at quality {quality or 'auto'}"
+            _("%(size)s at quality %(quality)s") % {"size": size, "quality": quality or "auto"}
             for size, quality in asked
             if pricing.price(model, str(size), quality, backend=str(merged["BACKEND"])) is None
         }
@@ -766,9 +900,12 @@ def _check_budget_prices(merged: dict[str, Any]) -> list[CheckMessage]:
         return []
     return [
         Warning(
-            f"{SETTING_NAME}['QUOTAS'] sets a budget in USD, but the price table has no price for "
-            f"model {model!r} ({'; '.join(unpriced)}): those pictures count as free.",
-            hint=f"Add the model to {SETTING_NAME}['PRICES'] (see docs/costs.md).",
+            _(
+                "PAGE_IMAGES['QUOTAS'] sets a budget in USD, but the price table has no price "
+                "for model %(model)s (%(sizes)s): those pictures count as free."
+            )
+            % {"model": repr(model), "sizes": "; ".join(unpriced)},
+            hint=_("Add the model to PAGE_IMAGES['PRICES'] (see docs/costs.md)."),
             id="page_images.W070",
         )
     ]

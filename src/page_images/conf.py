@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
+
+from page_images.exceptions import InvalidSettingValueError
 
 #: The setting's name in a project's settings module.
 SETTING_NAME = "PAGE_IMAGES"
@@ -139,13 +142,19 @@ ALT_TEXT_DEFAULTS: dict[str, Any] = {
 
 
 def parse_size(value: str) -> tuple[int, int]:
-    """Parse ``"1024x1024"``; raise ``ValueError`` with the reason for anything else."""
+    """Parse ``"1024x1024"``; raise ``ValueError`` with the reason for anything else (an
+    :class:`~page_images.exceptions.InvalidSettingValueError`, which a check shows translated)."""
     width, sep, height = str(value).lower().partition("x")
     if not sep or not width.isdigit() or not height.isdigit():
-        raise ValueError(f"{value!r} is not of the form 'WIDTHxHEIGHT', such as '1024x1024'")
+        raise InvalidSettingValueError(
+            gettext_noop("%(value)s is not of the form 'WIDTHxHEIGHT', such as '1024x1024'"),
+            {"value": repr(value)},
+        )
     size = (int(width), int(height))
     if not all(16 <= side <= 8192 for side in size):
-        raise ValueError(f"{value!r} has a side outside 16 to 8192 pixels")
+        raise InvalidSettingValueError(
+            gettext_noop("%(value)s has a side outside 16 to 8192 pixels"), {"value": repr(value)}
+        )
     return size
 
 
@@ -343,10 +352,14 @@ class PageImagesSettings:
 
 
 def parse_ratio(value: str) -> tuple[int, int]:
-    """Parse ``"3:2"``; raise ``ValueError`` with the reason for anything else."""
+    """Parse ``"3:2"``; raise ``ValueError`` with the reason for anything else (an
+    :class:`~page_images.exceptions.InvalidSettingValueError`, which a check shows translated)."""
     width, sep, height = str(value).partition(":")
     if not sep or not width.isdigit() or not height.isdigit() or not int(width) or not int(height):
-        raise ValueError(f"{value!r} is not an aspect ratio of the form 'W:H', such as '3:2'")
+        raise InvalidSettingValueError(
+            gettext_noop("%(value)s is not an aspect ratio of the form 'W:H', such as '3:2'"),
+            {"value": repr(value)},
+        )
     return int(width), int(height)
 
 

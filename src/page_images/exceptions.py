@@ -10,12 +10,44 @@ by the task) or not (:class:`PermanentGenerationError`, shown at once).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 
-class PageImagesConfigurationError(ImproperlyConfigured):
+class TranslatableError(Exception):
+    """An error whose message is an English sentence that a system check shows translated.
+
+    The exception itself says it in English: it may be raised while a module is imported, before
+    Django can load a catalog, and it is read in tracebacks and logs. The sentence is marked with
+    ``gettext_noop`` where it is written, values go in by name (``%(path)s``), and
+    :meth:`translated` says it in the active language when a check reports it.
+    """
+
+    def __init__(self, message: str, values: dict[str, Any] | None = None) -> None:
+        self.message = message
+        self.values = values or {}
+        super().__init__(message % self.values if self.values else message)
+
+    def translated(self) -> str:
+        """The message in the active language (as written when the catalogs do not know it)."""
+        text = gettext(self.message)
+        return text % self.values if self.values else text
+
+
+class PageImagesConfigurationError(TranslatableError, ImproperlyConfigured):
     """A setting, a backend path or a model declaration is wrong; the message names what to fix."""
+
+
+class InvalidSettingValueError(TranslatableError, ValueError):
+    """A value of a setting (a size, a ratio, a rate) that cannot be read; the message says why."""
+
+
+#: The sentence of :class:`MissingDependencyError`.
+MISSING_DEPENDENCY = gettext_noop(
+    '%(package)s is not installed. Install it with: pip install "django-page-images[%(extra)s]"'
+)
 
 
 class MissingDependencyError(PageImagesConfigurationError):
@@ -24,10 +56,7 @@ class MissingDependencyError(PageImagesConfigurationError):
     def __init__(self, package: str, extra: str) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{package} is not installed. Install it with: "
-            f'pip install "django-page-images[{extra}]"'
-        )
+        super().__init__(MISSING_DEPENDENCY, {"package": package, "extra": extra})
 
 
 class PageImagesError(Exception):

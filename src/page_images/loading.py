@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_noop
 
 from page_images.conf import SETTING_NAME
 from page_images.exceptions import PageImagesConfigurationError
@@ -33,17 +34,25 @@ def build(where: str, path: str, options: dict[str, Any], base: type[Any]) -> An
         cls = import_string(path)
     except ImportError as exc:
         raise PageImagesConfigurationError(
-            f"{where}['BACKEND'] = {path!r} could not be imported: {exc}"
+            gettext_noop("%(setting)s['BACKEND'] = %(path)s could not be imported: %(problem)s"),
+            {"setting": where, "path": repr(path), "problem": str(exc)},
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PageImagesConfigurationError(
-            f"{where}['BACKEND'] = {path!r} is not a subclass of "
-            f"{base.__module__}.{base.__qualname__}"
+            gettext_noop("%(setting)s['BACKEND'] = %(path)s is not a subclass of %(base)s"),
+            {
+                "setting": where,
+                "path": repr(path),
+                "base": f"{base.__module__}.{base.__qualname__}",
+            },
         )
     try:
         instance = cls(**options)
     except TypeError as exc:
-        raise PageImagesConfigurationError(f"{where}['OPTIONS'] do not suit {path}: {exc}") from exc
+        raise PageImagesConfigurationError(
+            gettext_noop("%(setting)s['OPTIONS'] do not suit %(path)s: %(problem)s"),
+            {"setting": where, "path": path, "problem": str(exc)},
+        ) from exc
     return instance
 
 

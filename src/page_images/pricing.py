@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from django.utils.translation import gettext
+
 from page_images.conf import app_settings
 
 #: The backend that paints placeholders on this machine: it costs nothing, whatever its "model".
@@ -179,9 +181,11 @@ def estimate(spec: _Asks | None = None, n: int = 1, *, preset: str | None = None
 
 
 def table_problems(table: Any) -> list[str]:
-    """What is wrong with a ``PRICES`` table, one sentence each (for the system check E075)."""
+    """What is wrong with a ``PRICES`` table, one sentence each (for the system check E075), in
+    the active language: each follows ``PAGE_IMAGES['PRICES']``."""
     if not isinstance(table, Mapping):
-        return [f" must be a dict of model names, not {type(table).__name__}"]
+        problem = gettext("must be a dict of model names, not %(type)s")
+        return [" " + problem % {"type": type(table).__name__}]
     problems: list[str] = []
 
     def walk(node: Any, path: str, depth: int) -> None:
@@ -192,7 +196,10 @@ def table_problems(table: Any) -> list[str]:
         try:
             to_decimal(node)
         except ValueError:
-            problems.append(f"{path} = {node!r} is not a price in USD, such as '0.04'")
+            problems.append(
+                gettext("%(path)s = %(value)s is not a price in USD, such as '0.04'")
+                % {"path": path, "value": repr(node)}
+            )
 
     for model, entry in table.items():
         walk(entry, f"[{model!r}]", 1)

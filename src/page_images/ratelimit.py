@@ -12,9 +12,10 @@ import time
 from typing import Any
 
 from django.core.cache import cache
+from django.utils.translation import gettext_noop
 
 from page_images.conf import app_settings
-from page_images.exceptions import PageImagesError
+from page_images.exceptions import InvalidSettingValueError, PageImagesError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -25,10 +26,14 @@ class RateLimitUnavailable(PageImagesError):
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
-    """``"30/m"`` → (30, 60); raise ``ValueError`` for anything else."""
+    """``"30/m"`` → (30, 60); raise ``ValueError`` (an :class:`InvalidSettingValueError`)
+    for anything else."""
     count, sep, unit = rate.partition("/")
     if not sep or not count.strip().isdigit() or unit.strip() not in _UNITS or int(count) < 1:
-        raise ValueError(f"{rate!r} is not of the form 'N/s', 'N/m' or 'N/h'")
+        raise InvalidSettingValueError(
+            gettext_noop("%(value)s is not of the form 'N/s', 'N/m' or 'N/h'"),
+            {"value": repr(rate)},
+        )
     return int(count), _UNITS[unit.strip()]
 
 

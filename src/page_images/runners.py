@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
+from django.utils.translation import gettext as _
 
 from page_images.conf import SETTING_NAME, app_settings
 
@@ -62,30 +63,41 @@ def check_runner(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if runner not in RUNNERS:
         return [
             Error(
-                f"{SETTING_NAME}['TASK_RUNNER'] must be one of {', '.join(map(repr, RUNNERS))}, "
-                f"not {runner!r}.",
+                _("PAGE_IMAGES['TASK_RUNNER'] must be one of %(runners)s, not %(value)s.")
+                % {"runners": ", ".join(map(repr, RUNNERS)), "value": repr(runner)},
                 id="page_images.E090",
             )
         ]
     if runner == CELERY:
         if installed("celery"):
             return []
-        return [_missing("Celery", "celery", "Celery runs the jobs")]
+        return [
+            _missing(
+                _(
+                    "PAGE_IMAGES['TASK_RUNNER'] is %(runner)s: Celery runs the jobs, but Celery "
+                    "is not installed."
+                ),
+                "celery",
+            )
+        ]
     if framework_module() is None:
         return [
             _missing(
-                "django-tasks (the tasks framework's backport for Django before 6.0)",
+                _(
+                    "PAGE_IMAGES['TASK_RUNNER'] is %(runner)s: Django's tasks framework runs the "
+                    "jobs, but django-tasks (the tasks framework's backport for Django before "
+                    "6.0) is not installed."
+                ),
                 "tasks",
-                "Django's tasks framework runs the jobs",
             )
         ]
     return _check_task_backend()
 
 
-def _missing(package: str, extra: str, why: str) -> Error:
+def _missing(message: str, extra: str) -> Error:
+    """E091: ``message`` (a translated sentence with ``%(runner)s``) and the extra to install."""
     return Error(
-        f"{SETTING_NAME}['TASK_RUNNER'] is {app_settings.TASK_RUNNER!r}: {why}, but {package} "
-        "is not installed.",
+        message % {"runner": repr(app_settings.TASK_RUNNER)},
         hint=f'pip install "django-page-images[{extra}]"',
         id="page_images.E091",
     )
@@ -97,9 +109,12 @@ def _check_task_backend() -> list[CheckMessage]:
     if config is None:
         return [
             Error(
-                f"{SETTING_NAME}['TASK_BACKEND'] is {alias!r}, which is not a backend of the "
-                "TASKS setting.",
-                hint="Name a key of TASKS, or add that backend to TASKS.",
+                _(
+                    "PAGE_IMAGES['TASK_BACKEND'] is %(alias)s, which is not a backend of the "
+                    "TASKS setting."
+                )
+                % {"alias": repr(alias)},
+                hint=_("Name a key of TASKS, or add that backend to TASKS."),
                 id="page_images.E092",
             )
         ]
@@ -108,9 +123,16 @@ def _check_task_backend() -> list[CheckMessage]:
     if queues and queue not in queues:  # an empty list serves every queue
         return [
             Error(
-                f"{SETTING_NAME}['QUEUE'] is {queue!r}, a queue the TASKS backend {alias!r} "
-                f"does not serve (its QUEUES: {', '.join(map(str, queues))}).",
-                hint="Add the queue to that backend's QUEUES, or set QUEUE to one of them.",
+                _(
+                    "PAGE_IMAGES['QUEUE'] is %(queue)s, a queue the TASKS backend %(alias)s "
+                    "does not serve (its QUEUES: %(queues)s)."
+                )
+                % {
+                    "queue": repr(queue),
+                    "alias": repr(alias),
+                    "queues": ", ".join(map(str, queues)),
+                },
+                hint=_("Add the queue to that backend's QUEUES, or set QUEUE to one of them."),
                 id="page_images.E092",
             )
         ]

@@ -168,7 +168,9 @@ class LiteLLMBackend(BaseBackend):
         if importlib.util.find_spec("litellm") is None:
             messages.append(
                 Error(
-                    "PAGE_IMAGES['BACKEND'] is LiteLLMBackend, but litellm is not installed.",
+                    gettext(
+                        "PAGE_IMAGES['BACKEND'] is LiteLLMBackend, but litellm is not installed."
+                    ),
                     hint='pip install "django-page-images[litellm]"',
                     id="page_images.E020",
                 )
@@ -176,8 +178,8 @@ class LiteLLMBackend(BaseBackend):
         if not self.model:
             messages.append(
                 Error(
-                    "LiteLLMBackend needs PAGE_IMAGES['OPTIONS']['model'].",
-                    hint="For example 'openai/gpt-image-1'.",
+                    gettext("LiteLLMBackend needs PAGE_IMAGES['OPTIONS']['model']."),
+                    hint=gettext("For example 'openai/gpt-image-1'."),
                     id="page_images.E021",
                 )
             )
@@ -185,18 +187,25 @@ class LiteLLMBackend(BaseBackend):
         if reserved:
             messages.append(
                 Error(
-                    f"PAGE_IMAGES['OPTIONS'] sets {', '.join(reserved)}, which LiteLLMBackend "
-                    "controls itself.",
-                    hint="Set SIZE and QUALITY at the top level of PAGE_IMAGES; retries belong "
-                    "to Celery (MAX_RETRIES).",
+                    gettext(
+                        "PAGE_IMAGES['OPTIONS'] sets %(options)s, which LiteLLMBackend controls "
+                        "itself."
+                    )
+                    % {"options": ", ".join(reserved)},
+                    hint=gettext(
+                        "Set SIZE and QUALITY at the top level of PAGE_IMAGES; retries belong "
+                        "to Celery (MAX_RETRIES)."
+                    ),
                     id="page_images.E022",
                 )
             )
         if "response_format" in self.provider_options and "gpt-image" in self.model:
             messages.append(
                 Warning(
-                    "LiteLLM rejects 'response_format' for OpenAI gpt-image models.",
-                    hint="Remove it from PAGE_IMAGES['OPTIONS']: these models answer base64.",
+                    gettext("LiteLLM rejects 'response_format' for OpenAI gpt-image models."),
+                    hint=gettext(
+                        "Remove it from PAGE_IMAGES['OPTIONS']: these models answer base64."
+                    ),
                     id="page_images.W020",
                 )
             )

@@ -16,6 +16,7 @@ import time
 from typing import Any, cast
 
 from django.core.checks import CheckMessage, Error
+from django.utils.translation import gettext
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from page_images.backends.base import BaseBackend, ContentPolicyError, GeneratedImage, ImageRequest
@@ -144,9 +145,9 @@ class LocalBackend(BaseBackend):
         if self.unknown_options:
             return [
                 Error(
-                    f"PAGE_IMAGES['OPTIONS'] has keys LocalBackend does not know: "
-                    f"{', '.join(self.unknown_options)}.",
-                    hint="LocalBackend takes 'delay' and 'refuse_words'.",
+                    gettext("PAGE_IMAGES['OPTIONS'] has keys LocalBackend does not know: %(keys)s.")
+                    % {"keys": ", ".join(self.unknown_options)},
+                    hint=gettext("LocalBackend takes 'delay' and 'refuse_words'."),
                     id="page_images.E030",
                 )
             ]

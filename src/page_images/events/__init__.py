@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.core.checks import Error
+from django.utils.translation import gettext_noop
 
 from page_images import runners
 from page_images.conf import SETTING_NAME, app_settings
@@ -70,13 +71,19 @@ def build_bus(config: Any) -> EventBus:
     """Build the bus ``config`` describes; errors name the key to fix."""
     if not isinstance(config, dict) or not isinstance(config.get("BACKEND"), str):
         raise PageImagesConfigurationError(
-            f"{_WHERE} must be 'auto', None or a dict with a dotted path in 'BACKEND', "
-            f"not {config!r}."
+            gettext_noop(
+                "PAGE_IMAGES['EVENTS'] must be 'auto', None or a dict with a dotted path in "
+                "'BACKEND', not %(value)s."
+            ),
+            {"value": repr(config)},
         )
     path = config["BACKEND"]
     options = config.get("OPTIONS") or {}
     if not isinstance(options, dict):
-        raise PageImagesConfigurationError(f"{_WHERE}['OPTIONS'] must be a dict, not {options!r}.")
+        raise PageImagesConfigurationError(
+            gettext_noop("PAGE_IMAGES['EVENTS']['OPTIONS'] must be a dict, not %(value)s."),
+            {"value": repr(options)},
+        )
     bus: EventBus = build(_WHERE, path, options, EventBus)
     return bus
 
@@ -117,5 +124,5 @@ def check_events(config: Any) -> list[CheckMessage]:
     try:
         bus = build_bus(config)
     except PageImagesConfigurationError as exc:
-        return [Error(str(exc), id="page_images.E040")]
+        return [Error(exc.translated(), id="page_images.E040")]
     return bus.check()

@@ -21,6 +21,7 @@ import os
 from typing import TYPE_CHECKING
 
 from django.core.checks import Error, Warning
+from django.utils.translation import gettext
 
 from page_images.events.base import RESYNC, EventBus
 
@@ -83,17 +84,26 @@ class FileBus(EventBus):
                 yield reference
 
     def check(self) -> list[CheckMessage]:
-        where = "PAGE_IMAGES['EVENTS']['OPTIONS']['path']"
+        path = {"path": repr(self.path)}
         if not isinstance(self.path, str) or not self.path:
-            return [Error(f"{where} must be a folder, not {self.path!r}.", id="page_images.E044")]
+            message = gettext(
+                "PAGE_IMAGES['EVENTS']['OPTIONS']['path'] must be a folder, not %(path)s."
+            )
+            return [Error(message % path, id="page_images.E044")]
         if os.path.exists(self.path) and not os.path.isdir(self.path):
-            return [Error(f"{where} = {self.path!r} is not a folder.", id="page_images.E044")]
+            message = gettext(
+                "PAGE_IMAGES['EVENTS']['OPTIONS']['path'] = %(path)s is not a folder."
+            )
+            return [Error(message % path, id="page_images.E044")]
         if not os.path.isabs(self.path):
             return [
                 Warning(
-                    f"{where} = {self.path!r} is relative.",
-                    hint="The web server and the Celery worker resolve it against their own "
-                    "working folders and may never meet: use an absolute path.",
+                    gettext("PAGE_IMAGES['EVENTS']['OPTIONS']['path'] = %(path)s is relative.")
+                    % path,
+                    hint=gettext(
+                        "The web server and the Celery worker resolve it against their own "
+                        "working folders and may never meet: use an absolute path."
+                    ),
                     id="page_images.W040",
                 )
             ]

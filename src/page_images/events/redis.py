@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.core.checks import Error
+from django.utils.translation import gettext
 
 from page_images.events.base import RESYNC, EventBus
 from page_images.exceptions import MissingDependencyError
@@ -164,23 +165,27 @@ class RedisBus(EventBus):
         if not isinstance(self.url, str) or scheme not in _SCHEMES:
             messages.append(
                 Error(
-                    f"PAGE_IMAGES['EVENTS']['OPTIONS']['url'] = {self.url!r} is not a Redis URL.",
-                    hint="Use redis://host:port/db, rediss://… or unix://…",
+                    gettext("PAGE_IMAGES['EVENTS']['OPTIONS']['url'] = %(url)s is not a Redis URL.")
+                    % {"url": repr(self.url)},
+                    hint=gettext("Use redis://host:port/db, rediss://… or unix://…"),
                     id="page_images.E041",
                 )
             )
         if not isinstance(self.channel, str) or not self.channel.strip():
             messages.append(
                 Error(
-                    "PAGE_IMAGES['EVENTS']['OPTIONS']['channel'] must be a non-empty string, "
-                    f"not {self.channel!r}.",
+                    gettext(
+                        "PAGE_IMAGES['EVENTS']['OPTIONS']['channel'] must be a non-empty string, "
+                        "not %(value)s."
+                    )
+                    % {"value": repr(self.channel)},
                     id="page_images.E043",
                 )
             )
         try:
             _require_redis()
         except MissingDependencyError as exc:
-            messages.append(Error(str(exc), id="page_images.E042"))
+            messages.append(Error(exc.translated(), id="page_images.E042"))
         return messages
 
 

@@ -14,6 +14,9 @@ picture, and retries the ones whose job failed.
 Exit status: 0 when every job of the run ended with a picture (or candidates waiting for review);
 1 when any failed, was cancelled or was presumed dead, so that a scheduled run is noticed; 130
 when interrupted. Skipped records (a picture already, a job running, no text) are not failures.
+
+What it says to the operator is translated (the active language: ``LANGUAGE_CODE``, as for
+``manage.py check``); amounts of money keep the point and the dollar sign of the price table.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import TYPE_CHECKING, Any, cast
 from django.core.exceptions import FieldError, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q, Sum
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from page_images import pricing
 from page_images.claims import claimable, lost
@@ -80,13 +85,18 @@ def _lookup(text: str) -> tuple[str, Any]:
     and ``__isnull`` true or false."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise CommandError(f"--filter {text!r}: write it as field=value (Django lookups)")
+        raise CommandError(
+            _("--filter %(lookup)s: write it as field=value (Django lookups)")
+            % {"lookup": repr(text)}
+        )
     key = key.strip()
     if key.endswith("__in"):
         return key, [part.strip() for part in value.split(",") if part.strip()]
     if key.endswith("__isnull"):
         if value.strip().lower() not in ("true", "false", "1", "0"):
-            raise CommandError(f"--filter {text!r}: __isnull takes true or false")
+            raise CommandError(
+                _("--filter %(lookup)s: __isnull takes true or false") % {"lookup": repr(text)}
+            )
         return key, value.strip().lower() in ("true", "1")
     return key, value
 
@@ -131,16 +141,16 @@ class Command(BaseCommand):
         model = self._model(options["model"])
         limit: int | None = options["limit"]
         if limit is not None and limit < 1:
-            raise CommandError("--limit must be at least 1")
+            raise CommandError(_("--limit must be at least 1"))
         if options["max_in_flight"] < 1:
-            raise CommandError("--max-in-flight must be at least 1")
+            raise CommandError(_("--max-in-flight must be at least 1"))
         try:
             matching = model._default_manager.filter(
                 **dict(_lookup(text) for text in options["filter"])
             ).order_by("pk")
             total = matching.count()
         except (FieldError, ValidationError, ValueError, TypeError) as exc:
-            raise CommandError(f"--filter: {exc}") from exc
+            raise CommandError(_("--filter: %(problem)s") % {"problem": exc}) from exc
         todo = matching.filter(claimable(model, replace=False))
         if options["dry_run"]:
             self._dry_run(model, todo, total, limit, options["preset"])
@@ -152,15 +162,26 @@ class Command(BaseCommand):
             self.stdout.write(run.summary())
             waiting = run.in_flight()
             raise CommandError(
-                f"Interrupted: {waiting} queued job{'s' if waiting != 1 else ''} will still run. "
-                "Run the command again to go on.",
+                ngettext(
+                    "Interrupted: %(count)d queued job will still run. "
+                    "Run the command again to go on.",
+                    "Interrupted: %(count)d queued jobs will still run. "
+                    "Run the command again to go on.",
+                    waiting,
+                )
+                % {"count": waiting},
                 returncode=130,
             ) from None
         self.stdout.write(run.summary())
         failed = run.counts()["failed"]
         if failed:
             raise CommandError(
-                f"{failed} generation{'s' if failed != 1 else ''} failed: see the summary.",
+                ngettext(
+                    "%(count)d generation failed: see the summary.",
+                    "%(count)d generations failed: see the summary.",
+                    failed,
+                )
+                % {"count": failed},
                 returncode=1,
             )
 
@@ -170,8 +191,11 @@ class Command(BaseCommand):
         model = models.get(label.lower())
         if model is None:
             raise CommandError(
-                f"{label!r} is not a model that uses ImageGeneratingMixin; these do: "
-                + ", ".join(model._meta.label for model in models.values())
+                _("%(label)s is not a model that uses ImageGeneratingMixin; these do: %(models)s")
+                % {
+                    "label": repr(label),
+                    "models": ", ".join(model._meta.label for model in models.values()),
+                }
             )
         return model
 
@@ -203,15 +227,27 @@ class Command(BaseCommand):
                 unit = estimate_cost(model_name, spec.size, spec.quality, spec.variants)
         eligible = todo.count()
         self.stdout.write(
-            f"Dry run: would queue {wanted} of {total} {model._meta.verbose_name_plural} "
-            f"({total - eligible} have a picture or a job running, {no_text} have no text)."
+            _(
+                "Dry run: would queue %(wanted)d of %(total)d %(records)s (%(taken)d have a "
+                "picture or a job running, %(no_text)d have no text)."
+            )
+            % {
+                "wanted": wanted,
+                "total": total,
+                "records": model._meta.verbose_name_plural,
+                "taken": total - eligible,
+                "no_text": no_text,
+            }
         )
         if not wanted:
             return
         if unit is None:
-            self.stdout.write("Estimated cost: cost unknown (no price for this model and size).")
+            self.stdout.write(_("Estimated cost: cost unknown (no price for this model and size)."))
         else:
-            self.stdout.write(f"Estimated cost: ${unit * wanted:.2f} ({wanted} at ${unit:.4f}).")
+            self.stdout.write(
+                _("Estimated cost: $%(cost)s (%(count)d at $%(unit)s).")
+                % {"cost": f"{unit * wanted:.2f}", "count": wanted, "unit": f"{unit:.4f}"}
+            )
 
 
 class _Run:
@@ -309,10 +345,16 @@ class _Run:
 
     def _progress(self, in_flight: int) -> None:
         counts = self.counts()
-        line = (
-            f"queued {self.queued}/{self.planned}, in flight {in_flight}, done {counts['done']}, "
-            f"failed {counts['failed']}"
-        )
+        line = _(
+            "queued %(queued)d/%(planned)d, in flight %(in_flight)d, done %(done)d, "
+            "failed %(failed)d"
+        ) % {
+            "queued": self.queued,
+            "planned": self.planned,
+            "in_flight": in_flight,
+            "done": counts["done"],
+            "failed": counts["failed"],
+        }
         if self.tty:  # one line, written over at each step
             self.err.write("\r" + line.ljust(79), ending="")
         else:  # a log: one line per step
@@ -322,26 +364,45 @@ class _Run:
     def summary(self) -> str:
         counts = self.counts()
         skipped = self.skipped_taken + self.skipped_later
-        lines = [
-            f"Queued {self.queued}: done {counts['done']}, failed {counts['failed']}"
-            + (f", still running {counts['running']}" if counts["running"] else "")
-            + ".",
-            f"Skipped {skipped}: {self.skipped_taken} had a picture or a job running, "
-            f"{self.skipped_later} had no text or were taken meanwhile.",
-        ]
-        if not counts["rows"]:
-            lines.append("Cost: nothing spent.")
-        elif not counts["priced"]:
-            lines.append("Cost: unknown (PAGE_IMAGES['PRICES'] has no price for them).")
-        elif counts["priced"] < counts["rows"]:
-            known = counts["total_cost"] or Decimal(0)
-            lines.append(
-                f"Cost: ${known:.2f} known; {counts['rows'] - counts['priced']} "
-                "generation(s) have no price (cost unknown)."
+        if counts["running"]:
+            queued = _(
+                "Queued %(queued)d: done %(done)d, failed %(failed)d, still running %(running)d."
             )
         else:
-            lines.append(f"Cost: ${counts['total_cost']:.2f}.")
+            queued = _("Queued %(queued)d: done %(done)d, failed %(failed)d.")
+        lines = [
+            queued % {"queued": self.queued, **counts},
+            _(
+                "Skipped %(skipped)d: %(taken)d had a picture or a job running, %(later)d had "
+                "no text or were taken meanwhile."
+            )
+            % {"skipped": skipped, "taken": self.skipped_taken, "later": self.skipped_later},
+        ]
+        if not counts["rows"]:
+            lines.append(_("Cost: nothing spent."))
+        elif not counts["priced"]:
+            lines.append(_("Cost: unknown (PAGE_IMAGES['PRICES'] has no price for them)."))
+        elif counts["priced"] < counts["rows"]:
+            known = counts["total_cost"] or Decimal(0)
+            unpriced = counts["rows"] - counts["priced"]
+            lines.append(
+                ngettext(
+                    "Cost: $%(cost)s known; %(count)d generation(s) have no price (cost unknown).",
+                    "Cost: $%(cost)s known; %(count)d generation(s) have no price (cost unknown).",
+                    unpriced,
+                )
+                % {"cost": f"{known:.2f}", "count": unpriced}
+            )
+        else:
+            lines.append(_("Cost: $%(cost)s.") % {"cost": f"{counts['total_cost']:.2f}"})
         left = self.todo.count()
         if left:
-            lines.append(f"{left} record(s) still have no picture: run the command again.")
+            lines.append(
+                ngettext(
+                    "%(count)d record(s) still have no picture: run the command again.",
+                    "%(count)d record(s) still have no picture: run the command again.",
+                    left,
+                )
+                % {"count": left}
+            )
         return "\n".join(lines)
