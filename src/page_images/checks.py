@@ -259,6 +259,8 @@ _PRESET_NAME_MAX = 64
 _RATIO_MAX = 16
 _QUALITY_MAX = 16
 _VARIANTS_MAX = 10
+#: OpenAI's ``partial_images`` is 0-3; no provider streams more.
+_PREVIEWS_MAX = 3
 
 
 def _whole(value: Any) -> bool:
@@ -286,6 +288,17 @@ def check_editing(merged: dict[str, Any]) -> list[CheckMessage]:
                 f"not {variants!r}.",
                 "page_images.E063",
                 hint="Providers make at most 10 pictures per call (OpenAI's n).",
+            )
+        )
+    previews = merged["PREVIEWS"]
+    if not _whole(previews) or not 0 <= previews <= _PREVIEWS_MAX:
+        messages.append(
+            _error(
+                f"{SETTING_NAME}['PREVIEWS'] must be a whole number from 0 (none) to "
+                f"{_PREVIEWS_MAX}, not {previews!r}.",
+                "page_images.E067",
+                hint="It is how many rough versions to ask for while a picture is drawn "
+                "(OpenAI's partial_images).",
             )
         )
     keep = merged["KEEP_PICTURES"]

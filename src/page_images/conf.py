@@ -94,6 +94,8 @@ DEFAULTS: dict[str, Any] = {
     "ASPECT_RATIOS": (),
     # Pictures made per generation; more than one are shown as candidates to choose from.
     "VARIANTS": 1,
+    # Rough versions of the picture a backend that can stream sends while it draws (0-3; 0: none).
+    "PREVIEWS": 0,
     # New pictures wait for an editor to accept one before they replace the live picture.
     "REVIEW": False,
     # A picture offers its editors "Regenerate" and "Restore previous".
@@ -301,6 +303,10 @@ class PageImagesSettings:
     @property
     def VARIANTS(self) -> int:
         return int(self.get("VARIANTS"))
+
+    @property
+    def PREVIEWS(self) -> int:
+        return int(self.get("PREVIEWS"))
 
     @property
     def REVIEW(self) -> bool:
