@@ -470,3 +470,13 @@ def test_alt_text_with_nowhere_to_keep_it_is_w060(settings, monkeypatch):
     assert [m.id for m in check_models()] == ["page_images.W080"]
     settings.PAGE_IMAGES = {}
     assert check_models() == []
+
+
+@pytest.mark.parametrize("previews", [-1, 4, "2", True, 1.0, None])
+def test_previews_are_zero_to_three(previews):
+    assert ids({"PREVIEWS": previews}) == ["page_images.E067"]
+
+
+@pytest.mark.parametrize("previews", [0, 1, 3])
+def test_previews_zero_to_three_are_accepted(previews):
+    assert ids({"PREVIEWS": previews}) == []

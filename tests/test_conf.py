@@ -86,3 +86,10 @@ def test_parse_ratio(text, ratio):
 def test_parse_ratio_refuses_nonsense(text):
     with pytest.raises(ValueError, match="not an aspect ratio"):
         parse_ratio(text)
+
+
+def test_previews_are_off_unless_asked(settings):
+    del settings.PAGE_IMAGES
+    assert app_settings.PREVIEWS == 0
+    settings.PAGE_IMAGES = {"PREVIEWS": "2"}
+    assert app_settings.PREVIEWS == 2
