@@ -226,6 +226,22 @@ def test_the_reader_skips_what_it_does_not_know_and_keeps_the_picture():
     assert (result.content, result.content_type, result.usage) == (picture, None, {})
 
 
+def test_a_stream_that_ends_without_the_picture_is_retried():
+    response = _Lines("event: image_generation.partial_image", _data({"b64_json": ""}), "")
+    with pytest.raises(TransientGenerationError, match=r"without image_generation\.completed"):
+        _read(response, lambda preview: None)  # type: ignore[arg-type]
+
+
+def test_a_provider_that_does_not_answer_in_time_is_a_timeout(provider):
+    provider.latency = 3.0
+    provider.push(Respond.server_error())  # answered (late) as one body, not a stream
+    backend = LiteLLMBackend(
+        model="openai/gpt-image-1", api_base=provider.api_base, api_key="sk-test", timeout=0.3
+    )
+    with pytest.raises(GenerationTimeoutError, match="Read timed out"):
+        _collect(backend, partials=1)
+
+
 def test_a_picture_that_does_not_decode_is_invalid():
     response = _Lines(_data({"type": "image_generation.completed", "b64_json": 42}), "")
     with pytest.raises(InvalidImageError):

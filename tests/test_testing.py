@@ -624,8 +624,10 @@ def test_an_error_answer_to_a_stream_is_plain_json(fake):
         assert response.json()["error"]["code"] == "rate_limit_exceeded"
 
 
-def test_a_stream_ends_when_the_server_stops(fake):
+@pytest.mark.parametrize("schedule", [(0.5,), (0.0,)])  # stopped before the partial, or after
+def test_a_stream_ends_when_the_server_stops(fake, schedule):
     fake.latency = 10.0
+    fake.partial_schedule = schedule
     fake.push(Respond.b64(png_bytes(4, 4)))
     with stream(fake, partial_images=1) as response:
         threading.Timer(0.2, fake.stop).start()
@@ -633,3 +635,14 @@ def test_a_stream_ends_when_the_server_stops(fake):
         with pytest.raises(requests.RequestException):
             _stream_events(response)
     assert time.monotonic() - started < 5
+
+
+def test_a_client_that_leaves_mid_stream_leaves_the_provider_serving(fake, capfd):
+    fake.latency = 0.6
+    fake.partial_schedule = (0.0, 0.2, 0.4)
+    with stream(fake, partial_images=3) as response:
+        assert response.raw.read1(1)
+    # The client left: the server's next partials fail to send, and that must stay quiet.
+    time.sleep(0.8)
+    assert generate(fake).status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
