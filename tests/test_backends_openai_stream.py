@@ -269,3 +269,38 @@ def test_error_text_says_what_the_provider_said(body, text):
     from page_images.backends.openai_stream import _error_text
 
     assert _error_text(body) == text
+
+
+@pytest.mark.process
+def test_first_preview_within_35_percent_of_the_job_from_a_provider_in_its_own_process():
+    """The issue's target at the backend: a provider streaming its first partial at 30 % of the
+    job's time, in its own process (the dev server a site runs), gives the first preview to the
+    worker's callback by 35 % of the time the whole picture takes."""
+    import subprocess
+    import sys
+
+    from tests.servers import free_port
+
+    port, latency = free_port(), 2.0
+    command = [
+        *(sys.executable, "-m", "page_images.testing", "--port", str(port)),
+        *("--latency", str(latency), "--partials-at", "0.3,0.6", "--size", "64x64"),
+    ]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            assert "Fake image provider at" in server.stdout.readline()
+            backend = LiteLLMBackend(
+                model="openai/gpt-image-1",
+                api_base=f"http://127.0.0.1:{port}/v1",
+                api_key="fake",
+                timeout=10,
+            )
+            result, previews, total = _collect(backend, partials=2)
+        finally:
+            server.terminate()
+    assert _size(result.content) == (64, 64)
+    assert [preview.index for _, preview in previews] == [0, 1]
+    first = previews[0][0] / total
+    assert total >= latency
+    assert first <= 0.35, f"first preview at {first:.0%} of {total:.2f} s"

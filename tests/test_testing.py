@@ -387,7 +387,9 @@ def test_the_fake_provider_runs_as_a_dev_server_on_a_given_port(capsys):
         port = probe.getsockname()[1]
     stop = threading.Event()
     server = threading.Thread(
-        target=main, args=(["--port", str(port), "--size", "32x16"],), kwargs={"until": stop}
+        target=main,
+        args=(["--port", str(port), "--size", "32x16", "--partials-at", "0,0.5"],),
+        kwargs={"until": stop},
     )
     server.start()
     try:
@@ -415,6 +417,10 @@ def test_the_dev_server_says_what_is_wrong_with_its_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["--size", "huge"])
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    for schedule in ("0.3,x", "0.5,1.5"):
+        with pytest.raises(SystemExit):
+            main(["--partials-at", schedule])
+        assert "fractions from 0 to 1" in capsys.readouterr().err
 
 
 # --- Clients that leave, requests that break, the dev server's exits (branch `coverage`) ---------

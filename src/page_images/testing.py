@@ -621,6 +621,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def _schedule(text: str) -> tuple[float, ...]:
+    """``--partials-at 0.3,0.6``: fractions of the latency, each from 0 to 1."""
+    try:
+        fractions = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        fractions = (-1.0,)
+    if not all(0 <= fraction <= 1 for fraction in fractions):
+        raise argparse.ArgumentTypeError(f"{text!r} is not fractions from 0 to 1, as 0.3,0.6")
+    return fractions
+
+
 def main(argv: list[str] | None = None, *, until: threading.Event | None = None) -> int:
     """``python -m page_images.testing --port 8900``: the fake provider as a development server.
 
@@ -635,6 +646,12 @@ def main(argv: list[str] | None = None, *, until: threading.Event | None = None)
     parser.add_argument("--port", type=int, default=8900, help="port on 127.0.0.1 (8900)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per picture (0)")
     parser.add_argument("--size", default="256x256", help="picture size, WIDTHxHEIGHT (256x256)")
+    parser.add_argument(
+        "--partials-at",
+        type=_schedule,
+        default=FakeImageProvider.PARTIAL_SCHEDULE,
+        help="when a stream sends its partials, as fractions of --latency (0.3,0.6,0.9)",
+    )
     args = parser.parse_args(argv)
     width, _, height = args.size.lower().partition("x")
     if not (width.isdigit() and height.isdigit()):
@@ -642,6 +659,7 @@ def main(argv: list[str] | None = None, *, until: threading.Event | None = None)
     provider = FakeImageProvider(
         image_size=(int(width), int(height)), latency=args.latency, port=args.port
     )
+    provider.partial_schedule = args.partials_at
     try:
         provider.start()
     except OSError as exc:
