@@ -87,3 +87,64 @@ def test_the_default_size_for_a_ratio_keeps_the_area_in_sides_of_64(ratio, size,
 def test_the_default_size_for_refuses_a_malformed_ratio():
     with pytest.raises(ValueError, match="not an aspect ratio"):
         LocalBackend().size_for("wide", (64, 64))
+
+
+def test_a_backend_that_cannot_stream_sends_no_previews_and_the_picture():
+    from page_images.backends.base import BaseBackend, GeneratedImage
+
+    class Plain(BaseBackend):
+        def generate(self, request: ImageRequest) -> GeneratedImage:
+            return GeneratedImage(content=b"picture", model="plain")
+
+    previews: list[object] = []
+    result = Plain().generate_with_previews(ImageRequest("x"), previews.append, partials=3)
+    assert (result.content, previews) == (b"picture", [])
+
+
+def _pixels(content: bytes) -> int:
+    """How many distinct colours: a coarse version has far fewer than the picture."""
+    with Image.open(io.BytesIO(content)) as picture:
+        return len(picture.convert("RGB").getcolors(1 << 20) or [])
+
+
+@pytest.mark.parametrize("partials", [1, 2, 3])
+def test_previews_are_coarse_versions_spread_over_the_delay(partials):
+    request = ImageRequest("A lighthouse at dusk", width=256, height=160)
+    seen: list[tuple[float, object]] = []
+    started = time.monotonic()
+
+    def keep(preview: object) -> None:
+        seen.append((time.monotonic() - started, preview))
+
+    result = LocalBackend(delay=0.4).generate_with_previews(request, keep, partials=partials)
+    total = time.monotonic() - started
+    assert [preview.index for _, preview in seen] == list(range(partials))
+    step = 0.4 / (partials + 1)
+    for index, (at, _) in enumerate(seen):
+        assert at >= step * (index + 1) - 0.01
+    assert total >= 0.4 - 0.01
+    assert result.content == paint(request.prompt, 256, 160)
+    colours = [_pixels(preview.content) for _, preview in seen]
+    assert colours == sorted(colours)  # each preview finer than the last
+    assert colours[-1] < _pixels(result.content)
+    for _, preview in seen:
+        assert preview.content_type == "image/png"
+        with Image.open(io.BytesIO(preview.content)) as picture:
+            assert picture.size == (256, 160)
+
+
+def test_no_previews_asked_is_the_plain_picture():
+    request = ImageRequest("A fox", width=64, height=64)
+    previews: list[object] = []
+    result = LocalBackend().generate_with_previews(request, previews.append, partials=0)
+    assert (result.content, previews) == (paint("A fox", 64, 64), [])
+
+
+def test_a_refused_prompt_is_refused_before_any_preview():
+    previews: list[object] = []
+    backend = LocalBackend(refuse_words=["forbidden"])
+    with pytest.raises(ContentPolicyError):
+        backend.generate_with_previews(
+            ImageRequest("A forbidden fox", width=64, height=64), previews.append, partials=2
+        )
+    assert previews == []

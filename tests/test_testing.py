@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import socket
 import struct
@@ -386,7 +387,9 @@ def test_the_fake_provider_runs_as_a_dev_server_on_a_given_port(capsys):
         port = probe.getsockname()[1]
     stop = threading.Event()
     server = threading.Thread(
-        target=main, args=(["--port", str(port), "--size", "32x16"],), kwargs={"until": stop}
+        target=main,
+        args=(["--port", str(port), "--size", "32x16", "--partials-at", "0,0.5"],),
+        kwargs={"until": stop},
     )
     server.start()
     try:
@@ -414,6 +417,10 @@ def test_the_dev_server_says_what_is_wrong_with_its_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["--size", "huge"])
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    for schedule in ("0.3,x", "0.5,1.5"):
+        with pytest.raises(SystemExit):
+            main(["--partials-at", schedule])
+        assert "fractions from 0 to 1" in capsys.readouterr().err
 
 
 # --- Clients that leave, requests that break, the dev server's exits (branch `coverage`) ---------
@@ -542,3 +549,106 @@ def test_stop_ends_a_hanging_description():
     provider.stop()
     client.join(5)
     assert isinstance(outcome[0], requests.ConnectionError)
+
+
+def _stream_events(response: requests.Response) -> list[tuple[float, str, dict[str, Any]]]:
+    """(seconds since the request, event, data) of each SSE event, read as it lands."""
+    started, events, name = time.monotonic(), [], ""
+    for line in response.iter_lines(chunk_size=None, decode_unicode=True):
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            events.append((time.monotonic() - started, name, json.loads(line[6:])))
+    return events
+
+
+def stream(provider: FakeImageProvider, **body: Any) -> requests.Response:
+    return requests.post(
+        f"{provider.api_base}/images/generations",
+        json={"model": "gpt-image-1", "prompt": "a red fox", "stream": True, **body},
+        timeout=10,
+        stream=True,
+    )
+
+
+def test_a_stream_sends_partials_then_the_picture_in_openais_wire_format(fake):
+    with stream(fake, partial_images=2, size="1024x1024", quality="low") as response:
+        assert response.headers["Content-Type"] == "text/event-stream"
+        assert response.headers["Transfer-Encoding"] == "chunked"
+        events = _stream_events(response)
+    assert [name for _, name, _ in events] == [
+        "image_generation.partial_image",
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+    partials, (_, _, completed) = events[:2], events[2]
+    assert [data["partial_image_index"] for _, _, data in partials] == [0, 1]
+    for _, name, data in events:
+        assert data["type"] == name
+        assert (data["size"], data["quality"], data["output_format"]) == ("1024x1024", "low", "png")
+    with Image.open(io.BytesIO(base64.b64decode(partials[0][2]["b64_json"]))) as picture:
+        assert picture.size == (8, 5)  # a quarter of image_size: visibly a partial
+    final = base64.b64decode(completed["b64_json"])
+    assert final == decoded(generate(fake))  # the same picture an answer without stream gives
+    assert completed["usage"]["total_tokens"] == 110
+
+
+@pytest.mark.parametrize(("asked", "sent"), [(None, 0), (0, 0), (1, 1), (3, 3), (9, 3), ("x", 0)])
+def test_a_stream_sends_as_many_partials_as_asked_up_to_the_schedule(fake, asked, sent):
+    with stream(fake, partial_images=asked) as response:
+        names = [name for _, name, _ in _stream_events(response)]
+    assert names == ["image_generation.partial_image"] * sent + ["image_generation.completed"]
+
+
+def test_partials_land_on_the_schedule_each_as_it_is_sent(fake):
+    fake.latency = 1.0
+    fake.partial_schedule = (0.3, 0.6)
+    with stream(fake, partial_images=3) as response:
+        times = [at for at, _, _ in _stream_events(response)]
+    assert len(times) == 3
+    assert 0.25 <= times[0] <= 0.5, times
+    assert 0.55 <= times[1] <= 0.8, times
+    assert times[2] >= 0.95, times  # the clock here starts after the server's
+    fake.reset()
+    assert fake.partial_schedule == FakeImageProvider.PARTIAL_SCHEDULE
+
+
+def test_a_stream_can_be_cut_or_refused_after_its_partials(fake):
+    fake.push(Respond.refuse_stream(), Respond.cut_stream())
+    with stream(fake, partial_images=1) as response:
+        events = _stream_events(response)
+    assert [name for _, name, _ in events] == ["image_generation.partial_image", "error"]
+    assert events[1][2]["error"]["code"] == "moderation_blocked"
+    with stream(fake, partial_images=1) as response, pytest.raises(requests.RequestException):
+        _stream_events(response)
+
+
+def test_an_error_answer_to_a_stream_is_plain_json(fake):
+    fake.push(Respond.rate_limited())
+    with stream(fake, partial_images=1) as response:
+        assert response.status_code == 429
+        assert response.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+@pytest.mark.parametrize("schedule", [(0.5,), (0.0,)])  # stopped before the partial, or after
+def test_a_stream_ends_when_the_server_stops(fake, schedule):
+    fake.latency = 10.0
+    fake.partial_schedule = schedule
+    fake.push(Respond.b64(png_bytes(4, 4)))
+    with stream(fake, partial_images=1) as response:
+        threading.Timer(0.2, fake.stop).start()
+        started = time.monotonic()
+        with pytest.raises(requests.RequestException):
+            _stream_events(response)
+    assert time.monotonic() - started < 5
+
+
+def test_a_client_that_leaves_mid_stream_leaves_the_provider_serving(fake, capfd):
+    fake.latency = 0.6
+    fake.partial_schedule = (0.0, 0.2, 0.4)
+    with stream(fake, partial_images=3) as response:
+        assert response.raw.read1(1)
+    # The client left: the server's next partials fail to send, and that must stay quiet.
+    time.sleep(0.8)
+    assert generate(fake).status_code == 200
+    assert "Traceback" not in capfd.readouterr().err

@@ -7,6 +7,11 @@ them. Point ``LiteLLMBackend`` at :attr:`FakeImageProvider.api_base` and LiteLLM
 Tell it how to answer with :meth:`FakeImageProvider.push` (one answer per call, in order) or
 :attr:`FakeImageProvider.default`; descriptions (``POST /v1/chat/completions``) likewise with
 :meth:`FakeImageProvider.push_description` and :attr:`FakeImageProvider.description`.
+
+A request with ``"stream": true`` is answered as OpenAI streams gpt-image models, in Server-Sent
+Events: ``image_generation.partial_image`` up to ``partial_images`` times at the fractions of
+:attr:`FakeImageProvider.latency` that :attr:`FakeImageProvider.partial_schedule` names, then
+``image_generation.completed``.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ class ReceivedRequest:
 class Behaviour:
     """How to answer one generation call; frozen so one value can be pushed many times."""
 
-    kind: str  # "b64", "url", "text" or "error"
+    kind: str  # "b64", "url", "text", "error", or to a stream "cut" or "refuse"
     status: int = 200
     content: bytes | None = None
     error: dict[str, Any] | None = None
@@ -176,6 +181,23 @@ class Respond:
         return Behaviour("b64", hang=seconds)
 
     @staticmethod
+    def cut_stream() -> Behaviour:
+        """To a stream: the partials, then the connection closes without the picture."""
+        return Behaviour("cut")
+
+    @staticmethod
+    def refuse_stream() -> Behaviour:
+        """To a stream: the partials, then OpenAI's ``error`` event (a mid-way safety refusal)."""
+        body = {
+            "error": {
+                "message": "Your request was rejected as a result of our safety system.",
+                "type": "image_generation_user_error",
+                "code": "moderation_blocked",
+            }
+        }
+        return Behaviour("refuse", error=body)
+
+    @staticmethod
     def bad_bytes() -> Behaviour:
         return Behaviour("b64", content=b"this is not an image")
 
@@ -216,6 +238,8 @@ class FakeImageProvider:
 
     #: What the chat endpoint describes every picture as, unless told otherwise.
     DESCRIPTION = "A plain square of a single colour"
+    #: When a streamed answer sends its partials, as fractions of :attr:`latency`.
+    PARTIAL_SCHEDULE = (0.3, 0.6, 0.9)
 
     def __init__(
         self,
@@ -227,6 +251,9 @@ class FakeImageProvider:
     ) -> None:
         self.image_size = image_size
         self.latency = latency
+        #: When to send each partial of a stream, as fractions of :attr:`latency` (the first
+        #: ``partial_images`` of them): what a test of "first preview at 30 %" sets.
+        self.partial_schedule: tuple[float, ...] = self.PARTIAL_SCHEDULE
         self.port = port
         self.default: Behaviour = Respond.b64()
         #: The answer to a description request when none was pushed.
@@ -317,6 +344,7 @@ class FakeImageProvider:
         self.default = Respond.b64()
         self.description = Respond.text(self.DESCRIPTION)
         self.latency = 0.0
+        self.partial_schedule = self.PARTIAL_SCHEDULE
 
 
 def _close_litellm_clients(url: str) -> None:
@@ -345,6 +373,18 @@ def _count(n: Any) -> int:
         return max(1, min(10, int(n)))
     except (TypeError, ValueError):
         return 1
+
+
+def _partials(value: Any) -> int:
+    """How many partials a stream asks for: OpenAI's ``partial_images``, 0 to 3."""
+    try:
+        return max(0, min(3, int(value)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _sse(event: str, payload: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(payload)}\n\n".encode()
 
 
 def _variant(prompt: str, index: int) -> str:
@@ -388,6 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
             behaviour = state.queue.pop(0) if state.queue else self.owner.default
         started = time.monotonic()
         contents: list[bytes] = []
+        if parsed.get("stream") is True and behaviour.kind != "error":
+            return self._stream(request, behaviour, started)
         if behaviour.kind != "error":
             # OpenAI's ``n``: that many pictures in one answer (1 to 10), each its own. Drawn
             # within the latency, not after it: ``latency`` is the time to the answer, as a real
@@ -428,6 +470,70 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             item["b64_json"] = base64.b64encode(content).decode()
         return item
+
+    def _stream(self, request: ReceivedRequest, behaviour: Behaviour, started: float) -> None:
+        """OpenAI's streamed generation: partials on :attr:`FakeImageProvider.partial_schedule`,
+        then the picture at :attr:`FakeImageProvider.latency` (one picture: OpenAI streams n=1)."""
+        owner, state = self.owner, self.owner._state
+        latency = owner.latency + behaviour.hang
+        final = behaviour.content
+        if final is None:
+            final = _prompt_png(request.prompt, owner.image_size)
+        # A partial is the same colour at a quarter of the size: a test can tell it is one.
+        quarter = (max(1, owner.image_size[0] // 4), max(1, owner.image_size[1] // 4))
+        common = {
+            "size": str(request.body.get("size", "auto")),
+            "quality": str(request.body.get("quality", "auto")),
+            "background": "opaque",
+            "output_format": "png",
+        }
+        # Chunked, as OpenAI sends it: each event is a chunk a client can act on when it lands.
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            count = _partials(request.body.get("partial_images"))
+            for index, fraction in enumerate(owner.partial_schedule[:count]):
+                if state.stopping.wait(max(0.0, started + fraction * latency - time.monotonic())):
+                    return
+                partial = _prompt_png(request.prompt, quarter)
+                payload = {
+                    "type": "image_generation.partial_image",
+                    "b64_json": base64.b64encode(partial).decode(),
+                    "created_at": int(time.time()),
+                    "partial_image_index": index,
+                    **common,
+                }
+                self._chunk(_sse("image_generation.partial_image", payload))
+            if behaviour.kind == "cut":
+                return  # no last chunk: the client sees the body end short
+            if behaviour.kind == "refuse":
+                self._chunk(_sse("error", {"type": "error", **(behaviour.error or {})}))
+                self._chunk(b"")
+                return
+            if state.stopping.wait(max(0.0, started + latency - time.monotonic())):
+                return
+            usage = {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110}
+            payload = {
+                "type": "image_generation.completed",
+                "b64_json": base64.b64encode(final).decode(),
+                "created_at": int(time.time()),
+                "usage": usage,
+                **common,
+            }
+            self._chunk(_sse("image_generation.completed", payload))
+            self._chunk(b"")
+        except _DISCONNECTS:
+            pass
+
+    def _chunk(self, data: bytes) -> None:
+        """One chunk of a chunked body; an empty one ends it."""
+        self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
 
     def _describe(self, request: ReceivedRequest) -> None:
         """OpenAI's chat completion, whose message is the description: what LiteLLM's
@@ -515,6 +621,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def _schedule(text: str) -> tuple[float, ...]:
+    """``--partials-at 0.3,0.6``: fractions of the latency, each from 0 to 1."""
+    try:
+        fractions = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        fractions = (-1.0,)
+    if not all(0 <= fraction <= 1 for fraction in fractions):
+        raise argparse.ArgumentTypeError(f"{text!r} is not fractions from 0 to 1, as 0.3,0.6")
+    return fractions
+
+
 def main(argv: list[str] | None = None, *, until: threading.Event | None = None) -> int:
     """``python -m page_images.testing --port 8900``: the fake provider as a development server.
 
@@ -529,6 +646,12 @@ def main(argv: list[str] | None = None, *, until: threading.Event | None = None)
     parser.add_argument("--port", type=int, default=8900, help="port on 127.0.0.1 (8900)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per picture (0)")
     parser.add_argument("--size", default="256x256", help="picture size, WIDTHxHEIGHT (256x256)")
+    parser.add_argument(
+        "--partials-at",
+        type=_schedule,
+        default=FakeImageProvider.PARTIAL_SCHEDULE,
+        help="when a stream sends its partials, as fractions of --latency (0.3,0.6,0.9)",
+    )
     args = parser.parse_args(argv)
     width, _, height = args.size.lower().partition("x")
     if not (width.isdigit() and height.isdigit()):
@@ -536,6 +659,7 @@ def main(argv: list[str] | None = None, *, until: threading.Event | None = None)
     provider = FakeImageProvider(
         image_size=(int(width), int(height)), latency=args.latency, port=args.port
     )
+    provider.partial_schedule = args.partials_at
     try:
         provider.start()
     except OSError as exc:

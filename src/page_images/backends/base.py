@@ -26,6 +26,7 @@ from page_images.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from decimal import Decimal
 
     from django.core.checks import CheckMessage
@@ -39,6 +40,7 @@ __all__ = [
     "ImageRequest",
     "InvalidImageError",
     "PermanentGenerationError",
+    "PreviewImage",
     "ProviderAuthenticationError",
     "TransientGenerationError",
     "UnsupportedAspectRatioError",
@@ -87,6 +89,20 @@ class GeneratedImage:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PreviewImage:
+    """A rough, early version of the picture still being drawn: something to look at meanwhile.
+
+    Never a result: it is not validated, stored as a candidate or billed, and a backend that
+    sends a broken one still owes the final picture.
+    """
+
+    content: bytes = field(repr=False)
+    #: Which partial this is, from 0, in the order the provider sent them.
+    index: int
+    content_type: str | None = None
+
+
 class BaseBackend(ABC):
     """Subclass this, implement :meth:`generate` (and :meth:`describe` for alt text), and name
     the class in ``PAGE_IMAGES["BACKEND"]``.
@@ -110,6 +126,22 @@ class BaseBackend(ABC):
         failure fails them all: an editor chooses among a full set, or retries.
         """
         return [self.generate(replace(request, n=1, variant=index)) for index in range(request.n)]
+
+    def generate_with_previews(
+        self,
+        request: ImageRequest,
+        on_preview: Callable[[PreviewImage], None],
+        *,
+        partials: int,
+    ) -> GeneratedImage:
+        """Make one picture like :meth:`generate`, calling ``on_preview`` with up to ``partials``
+        rough versions while it is drawn.
+
+        The default sends none: most providers cannot stream, and a preview is a courtesy to the
+        waiting editor, never a promise. A backend whose provider can overrides this; it calls
+        ``on_preview`` in its own thread, before it returns.
+        """
+        return self.generate(request)
 
     def describe(self, image: bytes, content_type: str, *, language: str, prompt: str) -> str:
         """Write alt text for ``image`` (validated bytes of ``content_type``), in ``language``.

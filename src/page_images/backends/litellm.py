@@ -28,6 +28,7 @@ from page_images.backends.base import (
     ImageRequest,
     InvalidImageError,
     PermanentGenerationError,
+    PreviewImage,
     ProviderAuthenticationError,
     TransientGenerationError,
     UnsupportedAspectRatioError,
@@ -37,6 +38,7 @@ from page_images.exceptions import MissingDependencyError
 from page_images.wording import CONTENT_POLICY_REFUSAL, with_reason
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import ModuleType
 
 #: Models that take only a fixed list of sizes, by the start of their name: what each ratio
@@ -48,6 +50,13 @@ FIXED_SIZES: dict[str, dict[str, tuple[int, int]]] = {
 }
 #: Models that make one picture per call (``n`` must be 1): variants are separate calls.
 ONE_PER_CALL = ("dall-e-3",)
+
+#: Models that stream partial pictures, by the start of their name, and the providers (LiteLLM's
+#: prefix) whose endpoint speaks OpenAI's stream: "" is a bare name, which LiteLLM sends to OpenAI.
+STREAMING_MODELS = ("gpt-image",)
+STREAMING_PROVIDERS = ("", "openai")
+#: Where a bare or ``openai/`` model goes when no ``api_base`` says otherwise.
+OPENAI_API_BASE = "https://api.openai.com/v1"
 
 #: Options the backend itself sets: a site must not override them.
 RESERVED_OPTIONS = frozenset({"prompt", "size", "quality", "n", "max_retries", "num_retries"})
@@ -244,6 +253,65 @@ class LiteLLMBackend(BaseBackend):
 
     def generate(self, request: ImageRequest) -> GeneratedImage:
         return self._call(request, 1)[0]
+
+    @property
+    def streams_previews(self) -> bool:
+        """Whether the model can send partial pictures: OpenAI's gpt-image models, reached
+        directly or through an endpoint that speaks OpenAI's API (``api_base``)."""
+        provider, _, name = self.model.rpartition("/")
+        return provider in STREAMING_PROVIDERS and name.startswith(STREAMING_MODELS)
+
+    def generate_with_previews(
+        self,
+        request: ImageRequest,
+        on_preview: Callable[[PreviewImage], None],
+        *,
+        partials: int,
+    ) -> GeneratedImage:
+        """Stream the picture with ``partials`` (1-3) previews where the model can; otherwise, or
+        with ``partials`` 0, the plain :meth:`generate` through LiteLLM.
+
+        The stream bypasses LiteLLM, which cannot ask for partials (:mod:`.openai_stream`), so the
+        cost LiteLLM would have reported comes from the price table (``PRICES``) instead.
+        """
+        if partials < 1 or not self.streams_previews:
+            return self.generate(request)
+        from page_images.backends.openai_stream import MAX_PARTIALS, stream_image
+        from page_images.pricing import unit_price
+
+        body: dict[str, Any] = {
+            key: value
+            for key, value in self.provider_options.items()
+            if key in IMAGE_ONLY_OPTIONS and key not in {"response_format", "partial_images"}
+        }
+        body.update(
+            model=self.model.rpartition("/")[2],
+            prompt=request.prompt,
+            size=request.size,
+            n=1,
+            partial_images=min(partials, MAX_PARTIALS),
+        )
+        if request.quality:
+            body["quality"] = request.quality
+        api_base = (self.api_base or OPENAI_API_BASE).rstrip("/")
+        try:
+            streamed = stream_image(
+                url=f"{api_base}/images/generations",
+                api_key=self.api_key or os.environ.get("OPENAI_API_KEY"),
+                body=body,
+                timeout=self.timeout,
+                on_preview=on_preview,
+            )
+        except Exception as exc:
+            raise map_error(exc) from exc
+        return GeneratedImage(
+            content=streamed.content,
+            content_type=streamed.content_type,
+            model=self.model,
+            cost=unit_price(self.model, request.size, request.quality),
+            revised_prompt=streamed.revised_prompt,
+            metadata={"streamed": True, "usage": streamed.usage},
+        )
 
     def _connection(self) -> dict[str, Any]:
         """Where and as whom to call: the same for pictures and descriptions."""

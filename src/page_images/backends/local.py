@@ -13,13 +13,25 @@ import io
 import random
 import textwrap
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.checks import CheckMessage, Error
 from django.utils.translation import gettext
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from page_images.backends.base import BaseBackend, ContentPolicyError, GeneratedImage, ImageRequest
+from page_images.backends.base import (
+    BaseBackend,
+    ContentPolicyError,
+    GeneratedImage,
+    ImageRequest,
+    PreviewImage,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: How coarse each preview is: its blocks' side in pixels of a 1024 picture, first to last.
+_COARSENESS = (128, 48, 16)
 
 
 def _colour(rng: random.Random, hue: float, lightness: float) -> tuple[int, int, int]:
@@ -71,6 +83,19 @@ _HUES = (
     (0.95, "pink"),
     (1.01, "red"),
 )
+
+
+def paint_coarse(prompt: str, width: int, height: int, variant: int, block: int) -> bytes:
+    """The same picture as :func:`paint` in blocks of ``block`` pixels (of a 1024 side): what a
+    provider's early partial looks like, the layout there and the detail not yet."""
+    scale = max(width, height) / 1024
+    side = max(1, round(block * scale))
+    small = (max(1, width // side), max(1, height // side))
+    with Image.open(io.BytesIO(paint(prompt, *small, variant))) as picture:
+        coarse = picture.resize((width, height), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    coarse.save(out, format="PNG")
+    return out.getvalue()
 
 
 def colour_name(rgb: tuple[int, int, int]) -> str:
@@ -156,10 +181,39 @@ class LocalBackend(BaseBackend):
     def generate(self, request: ImageRequest) -> GeneratedImage:
         if self.delay:
             time.sleep(self.delay)
+        return self._paint(request)
+
+    def generate_with_previews(
+        self,
+        request: ImageRequest,
+        on_preview: Callable[[PreviewImage], None],
+        *,
+        partials: int,
+    ) -> GeneratedImage:
+        """Send ``partials`` (at most 3) coarse versions spread evenly over ``delay``, then the
+        picture: a provider's streamed partials, for a demo with no network."""
+        count = max(0, min(partials, len(_COARSENESS)))
+        step = self.delay / (count + 1)
+        if count:
+            self._refuse(request)  # a provider refuses before it draws, not after the previews
+        for index in range(count):
+            time.sleep(step)
+            block = _COARSENESS[len(_COARSENESS) - count + index]
+            content = paint_coarse(
+                request.prompt, request.width, request.height, request.variant, block
+            )
+            on_preview(PreviewImage(content=content, index=index, content_type="image/png"))
+        time.sleep(step)
+        return self._paint(request)
+
+    def _refuse(self, request: ImageRequest) -> None:
         lowered = request.prompt.lower()
         refused = [word for word in self.refuse_words if word in lowered]
         if refused:
             raise ContentPolicyError(detail=f"LocalBackend refuse_words matched {refused[0]!r}")
+
+    def _paint(self, request: ImageRequest) -> GeneratedImage:
+        self._refuse(request)
         content = paint(request.prompt, request.width, request.height, request.variant)
         return GeneratedImage(content=content, content_type="image/png", model="local")
 
