@@ -364,7 +364,14 @@ def test_the_quickstart_gives_a_live_picture_a_try_again_after_a_kill_and_nothin
     # The worker dies mid-job: the page shows "Try again" by itself, with no command run.
     editor.goto(f"{url}/product/2/")
     editor.get_by_role("button", name="Generate image").click()
-    editor.locator(".page-images-elapsed", has_text="started").wait_for()
+    # Killed while it runs, not while it waits in the queue: the container says "started" once
+    # the worker holds the job. No event says so (the click's answer may still say "queued"), so
+    # the page asks again until then; the provider takes LATENCY seconds, time enough.
+    deadline = time.monotonic() + 20
+    while not editor.locator(".page-images-elapsed", has_text="started").count():
+        assert time.monotonic() < deadline, "the worker never started the job"
+        editor.wait_for_timeout(250)
+        editor.reload()
     worker = installed.processes[1]
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
