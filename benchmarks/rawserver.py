@@ -34,9 +34,7 @@ async def serve(port: int) -> None:
     from benchmarks.harness import raise_open_files
 
     raise_open_files(20_000)
-    server = await asyncio.get_running_loop().create_server(
-        Held, "127.0.0.1", port, backlog=4096
-    )
+    server = await asyncio.get_running_loop().create_server(Held, "127.0.0.1", port, backlog=4096)
     async with server:
         await server.serve_forever()
 

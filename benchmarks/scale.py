@@ -130,10 +130,10 @@ def measure_workers(
         probe = stack.enter_context(Crowds(1, env, LOAD_CPU, first=2 + crowd_count))
         from page_images.live.tokens import sign_references
 
+        names = [f"bench.article:listener-{port}" for port in ports]
         listeners = [
-            [port, sign_references([f"bench.article:listener-{port}"]), f"bench.article:listener-{port}"]
-            for port in ports
-        ]  # fmt: skip
+            [port, sign_references([name]), name] for port, name in zip(ports, names, strict=True)
+        ]
         # Warm every worker (imports, URL resolution, first allocations), then let them settle.
         open_streams(crowds, spread(ports, signed[: 100 * count], crowd_count))
         crowds.ask_all({"command": "close"})
@@ -247,7 +247,8 @@ def run(services: Services, quick: bool) -> list[Row]:
             f"{sum(many['rss_after_kb']) / 1024:.0f} MB (per worker +"
             f"{', +'.join(f'{g:.0f}' for g in growth)} MB); opened in "
             f"{many['open_seconds']:.0f} s ({streams / many['open_seconds']:.0f}/s), closed in "
-            f"{many['close_seconds']:.0f} s; one worker: {per_worker} in {one['open_seconds']:.0f} s",
+            f"{many['close_seconds']:.0f} s; one worker: {per_worker} in "
+            f"{one['open_seconds']:.0f} s",
         ),
         Row(
             target,
@@ -281,7 +282,7 @@ def run(services: Services, quick: bool) -> list[Row]:
             "s",
             2.0,
             "the bus's back-off cap",
-            Check("figure", "<=", 5.0, "≤ 5 s after Redis is back", quick=1.5),
+            Check("figure", "<=", 10.0, "≤ 10 s after Redis is back", quick=1.5),
             fmt="{:.2f}",
             note=f"Redis down {restart['down']:.1f} s (SIGTERM, restarted on its port); "
             f"{restart['resynced']}/{restart['streams']} streams got their resync after it came "
