@@ -85,7 +85,6 @@ class Crowd:
     def __init__(self, source: str) -> None:
         self.source = source
         self.streams: list[Stream] = []
-        self.targets: list[tuple[int, str]] = []
         self.mark = 0
         self.since_mark = 0  # streams that saw a resync since the mark
         self.last_resync = 0.0
@@ -163,7 +162,6 @@ class Crowd:
         opened = await asyncio.gather(*(one(port, token) for port, token in targets))
         seconds = time.perf_counter() - start
         self.streams += opened
-        self.targets += [(port, token) for port, token in targets]
         self.lost = lost  # a retried connect is not a stream lost
         return {"opened": len(opened), "seconds": seconds, "errors": self.errors[:3]}
 
@@ -225,14 +223,6 @@ class Crowd:
             await publisher.aclose()
         return {"by_port": out}
 
-    async def reconnect(self, parallel: int) -> dict[str, Any]:
-        """Drop every stream at once and open them again at once: seconds until all resynced."""
-        self.close()
-        await asyncio.sleep(1)
-        targets = [[port, token] for port, token in self.targets]
-        self.streams, self.targets = [], []
-        return await self.open(targets, parallel)
-
     def close(self) -> dict[str, Any]:
         for stream in self.streams:
             stream.close()
@@ -261,12 +251,10 @@ async def serve(source: str) -> None:
                 answer = await crowd.latency(
                     command["listeners"], command["redis_url"], command["samples"]
                 )
-            elif name == "reconnect":
-                answer = await crowd.reconnect(command.get("parallel", 10_000))
             elif name == "close":
                 answer = crowd.close()
                 await asyncio.sleep(0.5)
-                crowd.streams, crowd.targets = [], []
+                crowd.streams = []
             else:
                 break
         except Exception as exc:
