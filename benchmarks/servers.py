@@ -60,9 +60,13 @@ def command(server: str, port: int, app: str = APP) -> list[str]:
                 "--log-level", "warning", "--no-access-log", "--backlog", "4096",
                 "--timeout-keep-alive", "3600", *uvicorn_speedups()]  # fmt: skip
     if server == "granian":
-        # "asginl": ASGI without the lifespan protocol, which Django does not speak.
+        # "asginl": ASGI without the lifespan protocol, which Django does not speak. Granian
+        # serves at most --backpressure requests at once (default: the backlog, 1,024, per
+        # worker) and leaves the next connections waiting: each open stream is one, so it is
+        # raised to the open-file limit.
         return [PYTHON, "-m", "granian", "--interface", "asginl", "--host", "127.0.0.1",
                 "--port", str(port), "--workers", "1", "--loop", "uvloop", "--backlog", "4096",
+                "--backpressure", "20000",
                 "--log-level", "warning", "--no-ws", app]  # fmt: skip
     if server == "hypercorn":
         return [PYTHON, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
