@@ -141,11 +141,11 @@ class Crowd:
                 )
                 await asyncio.wait_for(waiter, 60)
                 return stream
-            except (OSError, asyncio.TimeoutError):
+            except (OSError, asyncio.TimeoutError) as exc:
                 self.waiting.pop(stream, None)
                 stream.close()
                 if attempt == 4:
-                    raise
+                    raise ConnectionError(f"no stream from port {port} in 5 tries: {exc!r}")
                 await asyncio.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -216,7 +216,10 @@ class Crowd:
                 waiter = self.listeners[reference] = loop.create_future()
                 start = time.perf_counter()
                 await publisher.publish(CHANNEL, reference)
-                arrived = await asyncio.wait_for(waiter, 10)
+                try:
+                    arrived = await asyncio.wait_for(waiter, 10)
+                except asyncio.TimeoutError:
+                    raise TimeoutError(f"{reference} did not reach port {port} in 10 s") from None
                 out[str(port)].append(arrived - start)
                 await asyncio.sleep(0.01)
         finally:
@@ -258,7 +261,7 @@ async def serve(source: str) -> None:
             else:
                 break
         except Exception as exc:
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
+            answer = {"error": f"{name}: {type(exc).__name__}: {exc}"}
         print(json.dumps(answer), flush=True)
 
 
