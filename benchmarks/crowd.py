@@ -145,7 +145,9 @@ class Crowd:
                 self.waiting.pop(stream, None)
                 stream.close()
                 if attempt == 4:
-                    raise ConnectionError(f"no stream from port {port} in 5 tries: {exc!r}")
+                    raise ConnectionError(
+                        f"no stream from port {port} in 5 tries: {exc!r}"
+                    ) from exc
                 await asyncio.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
