@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 APP = "benchmarks.asgi:application"
 BARE = "benchmarks.bareapp:application"
-#: The server the deployment docs recommend: its rows are the judged ones.
+#: The server the deployment docs recommend: its memory row is judged (and its failure to run).
 RECOMMENDED = "uvicorn"
 #: What our app may add to the recommended server's own cost of a held stream.
 MEMORY_RATIO = 2.0
@@ -83,9 +83,14 @@ def command(server: str, port: int, app: str = APP) -> list[str]:
 SERVERS = ["uvicorn", "granian", "hypercorn", "daphne"]
 
 
+#: Latency and reconnects are context here: target 2 judges them for uvicorn, on the same app,
+#: and a second guard on the same figures would only double CI's exposure to noise.
+CONTEXT = Check("figure", "context", 0, "context")
+
+
 def check(judged_check: Check, judged: bool) -> Check:
     """The row's target for the recommended server; the other servers' rows are context."""
-    return judged_check if judged else Check("figure", "context", 0, "context")
+    return judged_check if judged else CONTEXT
 
 
 def version(server: str) -> str:
@@ -237,7 +242,7 @@ def run(services: Services, quick: bool) -> list[Row]:
                 "ms",
                 percentile(alone, 99),
                 "no other client",
-                check(Check("figure", "<=", 20.0, "≤ 20 ms", quick=2.0), judged),
+                CONTEXT,
                 note=f"p50 {percentile(crowded, 50):.2f} ms",
             ),
             Row(
@@ -247,7 +252,7 @@ def run(services: Services, quick: bool) -> list[Row]:
                 "s",
                 None if reference is None else reference["reconnect_seconds"],
                 "uvicorn",
-                check(Check("figure", "<=", 10.0, "≤ 10 s, all resynced", quick=1.5), judged),
+                CONTEXT,
                 fmt="{:.2f}",
             ),
         ]
