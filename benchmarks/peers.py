@@ -22,6 +22,7 @@ and the floor), ``send_event``'s Redis message (django-eventstream), ``group_sen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -37,6 +38,7 @@ from benchmarks.harness import (
     Row,
     child_env,
     log,
+    median,
     percentile,
     run_python,
     uvicorn,
@@ -90,7 +92,7 @@ CONTENDERS = [
         CHANNELS_APP,
         "ready",
         "channels-redis",
-        {**PEERS_SETTINGS, "BENCH_CHANNEL_LAYER": "redis"},
+        {**PEERS_SETTINGS, "BENCH_CHANNEL_LAYER": "redis", "BENCH_CHANNEL_PREFIX": "redis-doc"},
     ),
     Contender(
         # One connection per group_add in flight: 2,000 consumers joining at once need 2,000.
@@ -99,23 +101,39 @@ CONTENDERS = [
         CHANNELS_APP,
         "ready",
         "channels-redis",
-        {**PEERS_SETTINGS, "BENCH_CHANNEL_LAYER": "redis", "BENCH_CHANNEL_POOL": "4000"},
+        {
+            **PEERS_SETTINGS,
+            "BENCH_CHANNEL_LAYER": "redis",
+            "BENCH_CHANNEL_POOL": "4000",
+            "BENCH_CHANNEL_PREFIX": "redis-pool",
+        },
     ),
     Contender(
         "Channels, RedisPubSubChannelLayer",
         CHANNELS_APP,
         "ready",
         "channels-pubsub",
-        {**PEERS_SETTINGS, "BENCH_CHANNEL_LAYER": "pubsub"},
+        {**PEERS_SETTINGS, "BENCH_CHANNEL_LAYER": "pubsub", "BENCH_CHANNEL_PREFIX": "pubsub-doc"},
     ),
     Contender(
         "Channels, RedisPubSubChannelLayer, groups joined at once",
         CHANNELS_APP,
         "ready",
         "channels-pubsub",
-        {**PEERS_SETTINGS, **TUNED, "BENCH_CHANNEL_LAYER": "pubsub"},
+        {
+            **PEERS_SETTINGS,
+            **TUNED,
+            "BENCH_CHANNEL_LAYER": "pubsub",
+            "BENCH_CHANNEL_PREFIX": "pubsub-gather",
+        },
     ),
-    Contender(FLOOR, "benchmarks.peers_site.bare_asgi:application", "resync", "bus"),
+    Contender(
+        FLOOR,
+        "benchmarks.peers_site.bare_asgi:application",
+        "resync",
+        "bus",
+        {"BENCH_BUS_CHANNEL": "bench:bare"},  # its own: every server is up at once
+    ),
 ]
 
 
@@ -179,20 +197,22 @@ class PeerTab:
 class Publisher:
     """Sends "this record changed" the way each contender's own sender does."""
 
-    def __init__(self, kind: str, redis_url: str) -> None:
+    def __init__(self, kind: str, redis_url: str, env: dict[str, str]) -> None:
         import redis.asyncio as aioredis
 
         self.kind = kind
         self.redis = aioredis.Redis.from_url(redis_url)
+        self.channel = env.get("BENCH_BUS_CHANNEL", "page_images:events")
         self.layer: Any = None
+        prefix = env.get("BENCH_CHANNEL_PREFIX", "asgi")
         if kind == "channels-redis":
             from channels_redis.core import RedisChannelLayer
 
-            self.layer = RedisChannelLayer(hosts=[redis_url])
+            self.layer = RedisChannelLayer(hosts=[redis_url], prefix=prefix)
         elif kind == "channels-pubsub":
             from channels_redis.pubsub import RedisPubSubChannelLayer
 
-            self.layer = RedisPubSubChannelLayer(hosts=[redis_url])
+            self.layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix=prefix)
 
     async def send(self, reference: str) -> None:
         if self.layer is not None:
@@ -206,7 +226,7 @@ class Publisher:
             message = {"channel": reference, "event_type": "changed", "data": reference}
             await self.redis.publish("events_channel", json.dumps({**message, "pub_id": None}))
         else:
-            await self.redis.publish("page_images:events", reference)
+            await self.redis.publish(self.channel, reference)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -247,88 +267,157 @@ async def _open_within(tabs: list[PeerTab], parallel: int = 200) -> tuple[float,
     return time.perf_counter() - start, sum(t.resynced.is_set() and not t.lost for t in tabs)
 
 
-async def scenario(params: dict[str, Any]) -> dict[str, Any]:
-    """The load process's part for one contender (see the module's docstring)."""
-    port, pid, ready = params["port"], params["pid"], params["ready"]
-    paths: list[str] = params["paths"]
-    publisher = Publisher(params["publish"], params["redis_url"])
-    out: dict[str, Any] = {}
+class Side:
+    """One contender as the load process sees it: its streams, its listener, its figures."""
 
-    warm = [PeerTab(port, paths[i], ready) for i in range(min(200, len(paths)))]
-    _, subscribed = await _open_within(warm)
-    if subscribed < len(warm):
-        out["failed"] = f"{len(warm) - subscribed} of {len(warm)} warm-up streams never subscribed"
-        return out
-    for tab in warm:
-        tab.close()
-    await wait_idle(pid)
+    def __init__(self, params: dict[str, Any], redis_url: str) -> None:
+        self.name: str = params["name"]
+        self.port: int = params["port"]
+        self.pid: int = params["pid"]
+        self.ready: str = params["ready"]
+        self.publisher = Publisher(params["publish"], redis_url, params["env"])
+        self.tabs = [PeerTab(self.port, path, self.ready) for path in params["paths"]]
+        self.listener = PeerTab(self.port, params["listener_path"], self.ready)
+        self.latency: list[float] = []
+        self.reconnects: list[float] = []
+        self.out: dict[str, Any] = {}
 
-    listener = PeerTab(port, params["listener_path"], ready)
-    await listener.open()
-    await listener.resynced.wait()
-    _, lost = await _latency(listener, publisher, 20)
-    if lost:
-        out["failed"] = f"{lost} of 20 events to a lone listener never arrived"
-        return out
-    await wait_idle(pid)
+    def fail(self, why: str) -> None:
+        say(f"{self.name}: {why}")
+        self.out["failed"] = why
+        for tab in [*self.tabs, self.listener]:
+            tab.close()
 
-    tabs = [PeerTab(port, path, ready) for path in paths]
-    out["rss_before_kb"] = rss_kb(pid)
-    out["open_seconds"], subscribed = await _open_within(tabs)
-    if subscribed < len(tabs):
-        out["failed"] = f"{len(tabs) - subscribed} of {len(tabs)} streams never subscribed"
-        return out
-    await wait_idle(pid)
-    out["rss_after_kb"] = rss_kb(pid)
-    out["latency"], lost = await _latency(listener, publisher, params["samples"])
-    if lost:
-        out["failed"] = f"{lost} of {len(out['latency']) + lost} events never arrived"
-        return out
-    say(
-        f"{params['name']}: {(out['rss_after_kb'] - out['rss_before_kb']) / len(tabs):.1f} KB "
-        f"per stream, p99 {percentile(out['latency'], 99) * 1000:.2f} ms"
-    )
+    async def prepare(self) -> None:
+        """Warm up, open the listener, then every stream: the RSS they add."""
+        warm = [PeerTab(self.port, tab.path, self.ready) for tab in self.tabs[:200]]
+        _, subscribed = await _open_within(warm)
+        for tab in warm:
+            tab.close()
+        if subscribed < len(warm):
+            return self.fail(
+                f"{len(warm) - subscribed} of {len(warm)} warm-up streams never subscribed"
+            )
+        await wait_idle(self.pid)
+        await self.listener.open()
+        await self.listener.resynced.wait()
+        await self.sample(20, keep=False)
+        if "failed" in self.out:
+            return None
+        await wait_idle(self.pid)
+        before = rss_kb(self.pid)
+        self.out["open_seconds"], subscribed = await _open_within(self.tabs)
+        if subscribed < len(self.tabs):
+            return self.fail(
+                f"{len(self.tabs) - subscribed} of {len(self.tabs)} streams never subscribed"
+            )
+        await wait_idle(self.pid)
+        self.out["kb_per_stream"] = (rss_kb(self.pid) - before) / len(self.tabs)
+        say(f"{self.name}: {self.out['kb_per_stream']:.1f} KB per stream")
+        return None
 
-    for tab in tabs:
-        tab.close()
-    await wait_idle(pid)
-    out["reconnect_seconds"], subscribed = await _open_within(tabs, parallel=len(tabs))
-    if subscribed < len(tabs):
-        out["failed"] = (
-            f"{len(tabs) - subscribed} of {len(tabs)} reconnecting streams never subscribed"
-        )
-    say(f"{params['name']}: {len(tabs)} streams reconnected in {out['reconnect_seconds']:.2f} s")
-    for tab in [*tabs, listener]:
-        tab.close()
-    await publisher.close()
+    async def sample(self, count: int, keep: bool = True) -> None:
+        found, lost = await _latency(self.listener, self.publisher, count)
+        if lost:
+            return self.fail(f"{lost} of {len(found) + lost} events never arrived")
+        if keep:
+            self.latency += found
+        return None
+
+    async def reconnect(self) -> None:
+        """Drop every stream, let the server settle, reopen them all at once."""
+        for tab in self.tabs:
+            tab.close()
+        await wait_idle(self.pid)
+        seconds, subscribed = await _open_within(self.tabs, parallel=len(self.tabs))
+        if subscribed < len(self.tabs):
+            return self.fail(
+                f"{len(self.tabs) - subscribed} of {len(self.tabs)} reconnecting streams "
+                "never subscribed"
+            )
+        self.reconnects.append(seconds)
+        await wait_idle(self.pid)
+        return None
+
+    def figures(self) -> dict[str, Any]:
+        if "failed" not in self.out:
+            self.out["p99_ms"] = percentile(self.latency, 99) * 1000
+            self.out["p50_ms"] = percentile(self.latency, 50) * 1000
+            self.out["reconnect_seconds"] = median(self.reconnects)
+            self.out["reconnects"] = self.reconnects
+        return self.out
+
+
+async def scenario(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The load process: every contender prepared in turn, then sampled in alternating rounds.
+
+    Every server is up at once (idle but for the one being measured), so the latency samples and
+    the reconnections alternate between contenders: a burst of the shared machine's noise lands
+    on all of them, not on whichever happened to run then.
+    """
+    sides = [Side(c, params["redis_url"]) for c in params["contenders"]]
+    for side in sides:
+        await side.prepare()
+    rounds = params["rounds"]
+    for _ in range(rounds):
+        for side in sides:
+            if "failed" not in side.out:
+                await side.sample(params["samples"] // rounds)
+    for _ in range(params["reconnect_rounds"]):
+        for side in sides:
+            if "failed" not in side.out:
+                await side.reconnect()
+    out = {}
+    for side in sides:
+        out[side.name] = side.figures()
+        if "failed" not in side.out:
+            say(
+                f"{side.name}: p99 {side.out['p99_ms']:.2f} ms, reconnect "
+                + ", ".join(f"{s:.2f}" for s in side.reconnects)
+                + " s"
+            )
+        for tab in [*side.tabs, side.listener]:
+            tab.close()
+        await side.publisher.close()
     return out
 
 
 def measure(
-    contender: Contender, services: Services, streams: int, samples: int, folder: Path
-) -> dict[str, Any]:
-    """Start ``contender`` as one uvicorn worker and run :func:`scenario` against it."""
+    services: Services, streams: int, samples: int, quick: bool, folder: Path
+) -> dict[str, dict[str, Any]]:
+    """Start every contender as one uvicorn worker on CPU 0 and run :func:`scenario` on CPU 1."""
     params: dict[str, Any] = {
-        **asdict(contender),
-        "paths": [
-            f"{contender.path}?{stream_query(contender, tab_references(tab))}"
-            for tab in range(streams)
-        ],
-        "listener_path": f"{contender.path}?{stream_query(contender, [LISTENER_REF])}",
+        "contenders": [],
         "redis_url": services.redis_url,
         "samples": samples,
+        "rounds": 5 if quick else 10,
+        "reconnect_rounds": 2 if quick else 3,
     }
-    log(f"9 peers: {contender.name}, {streams} streams")
-    with uvicorn(services, app=contender.app, extra_env=contender.env, args=SERVER_ARGS) as server:
-        params.update(port=server.port, pid=server.pid)  # type: ignore[attr-defined]
+    with contextlib.ExitStack() as stack:
+        for contender in CONTENDERS:
+            server = stack.enter_context(
+                uvicorn(services, app=contender.app, extra_env=contender.env, args=SERVER_ARGS)
+            )
+            params["contenders"].append(
+                {
+                    **asdict(contender),
+                    "port": server.port,  # type: ignore[attr-defined]
+                    "pid": server.pid,
+                    "paths": [
+                        f"{contender.path}?{stream_query(contender, tab_references(tab))}"
+                        for tab in range(streams)
+                    ],
+                    "listener_path": f"{contender.path}?{stream_query(contender, [LISTENER_REF])}",
+                }
+            )
+        log(f"9 peers: {len(CONTENDERS)} servers up, {streams} streams each")
         path = folder / "peers-params.json"
         path.write_text(json.dumps(params))
         code = LOAD.replace("PARAMS", repr(str(path)))
-        result: dict[str, Any] = run_python(code, child_env(services), cpu=LOAD_CPU, timeout=1200)
-    if "failed" not in result:
-        result["kb_per_stream"] = (result["rss_after_kb"] - result["rss_before_kb"]) / streams
-        result["p99_ms"] = percentile(result["latency"], 99) * 1000
-    return result
+        results: dict[str, dict[str, Any]] = run_python(
+            code, child_env(services), cpu=LOAD_CPU, timeout=3000
+        )
+    return results
 
 
 def best(figures: dict[str, float]) -> tuple[str, float]:
@@ -421,11 +510,4 @@ def run(services: Services, quick: bool) -> list[Row]:
     from benchmarks import fixtures
 
     fixtures.setup_django()
-    results: dict[str, dict[str, Any]] = {}
-    for contender in CONTENDERS:
-        try:
-            results[contender.name] = measure(contender, services, streams, samples, folder)
-        except Exception as exc:  # one contender failing must not hide the others' figures
-            log(f"9 peers: {contender.name} failed: {type(exc).__name__}: {exc}")
-            results[contender.name] = {"failed": f"{type(exc).__name__}: {exc}"}
-    return rows(results, streams)
+    return rows(measure(services, streams, samples, quick, folder), streams)

@@ -2,8 +2,8 @@
 
 What any stream of record events must do and nothing more: read the references from the query
 string, index the connection under them, answer ``resync``, then forward each event published on
-the bus's channel (the same channel and payload as ``page_images``' Redis bus) to the connections
-that follow its reference, until the client leaves. No host check, no signature, no Django: the
+``BENCH_BUS_CHANNEL`` (the payload of ``page_images``' Redis bus) to the connections that follow
+its reference, until the client leaves. No host check, no signature, no Django: the
 figures of target 9 that are held against it say what those cost.
 """
 
@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import redis.asyncio as aioredis
 
-CHANNEL = "page_images:events"
+CHANNEL = os.environ.get("BENCH_BUS_CHANNEL", "page_images:events")
 HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 _by_reference: dict[str, set[asyncio.Queue[str]]] = {}

@@ -39,7 +39,9 @@ CHANNEL_LAYERS = {
                 {"address": REDIS_URL, "max_connections": int(os.environ["BENCH_CHANNEL_POOL"])}
                 if os.environ.get("BENCH_CHANNEL_POOL")
                 else REDIS_URL
-            ]
+            ],
+            # Each contender its own, as every server of target 9 is up at once.
+            "prefix": os.environ.get("BENCH_CHANNEL_PREFIX", "asgi"),
         },
     }
 }
