@@ -319,7 +319,12 @@ class Side:
     async def sample(self, count: int, keep: bool = True) -> None:
         found, lost = await _latency(self.listener, self.publisher, count)
         if lost:
-            return self.fail(f"{lost} of {len(found) + lost} events never arrived")
+            ended = self.listener.reader is not None and self.listener.reader.done()
+            return self.fail(
+                "the server ended the listener's stream"
+                if ended
+                else f"{lost} of {len(found) + lost} events never arrived"
+            )
         if keep:
             self.latency += found
         return None
