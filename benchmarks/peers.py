@@ -356,18 +356,17 @@ class Side:
 async def scenario(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The load process: every contender prepared in turn, then sampled in alternating rounds.
 
-    Every server is up at once (idle but for the one being measured), so the latency samples and
-    the reconnections alternate between contenders: a burst of the shared machine's noise lands
-    on all of them, not on whichever happened to run then.
+    Every server is up at once (idle but for the one being measured), so the latency samples (one
+    event each in turn) and the reconnections alternate between contenders: a burst of the shared
+    machine's load lands on all of them, not on whichever happened to run then.
     """
     sides = [Side(c, params["redis_url"]) for c in params["contenders"]]
     for side in sides:
         await side.prepare()
-    rounds = params["rounds"]
-    for _ in range(rounds):
+    for _ in range(params["samples"]):  # one event each in turn: a burst of load hits them all
         for side in sides:
             if "failed" not in side.out:
-                await side.sample(params["samples"] // rounds)
+                await side.sample(1)
     for _ in range(params["reconnect_rounds"]):
         for side in sides:
             if "failed" not in side.out:
@@ -395,7 +394,6 @@ def measure(
         "contenders": [],
         "redis_url": services.redis_url,
         "samples": samples,
-        "rounds": 5 if quick else 10,
         "reconnect_rounds": 2 if quick else 3,
     }
     with contextlib.ExitStack() as stack:
