@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -115,20 +115,29 @@ def _session_key(scope: Scope) -> str | None:
     return None
 
 
+#: The stream's response headers, built once: a list per stream would be kept as long as it.
+_HEADERS: Final = [
+    (b"content-type", CONTENT_TYPE.encode()),
+    *((name.lower().encode(), value.encode()) for name, value in STREAM_HEADERS.items()),
+]
+
+
 async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
     if not _host_allowed(scope):
         await _answer(send, 400, "Invalid HTTP_HOST header.")
         return
-    token = QueryDict(scope.get("query_string", b"")).get("refs", "")
     try:
-        references, owner = stream_references(scope["method"], token, _session_key(scope))
+        # The token is read inline: a local would live as long as the stream (hours).
+        references, owner = stream_references(
+            scope["method"],
+            QueryDict(scope.get("query_string", b"")).get("refs", ""),
+            _session_key(scope),
+        )
     except StreamRefused as refused:
         extra = [(b"allow", b"GET")] if refused.status == 405 else []
         await _answer(send, refused.status, refused.message, extra)
         return
-    headers = [(b"content-type", CONTENT_TYPE.encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in STREAM_HEADERS.items()]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
     await _follow(get_hub(), references, owner, receive, send)
 
 
