@@ -434,10 +434,14 @@ def best(figures: dict[str, float]) -> tuple[str, float]:
 
 def listing(results: dict[str, dict[str, Any]], key: str, fmt: str, unit: str) -> str:
     """Every contender's figure, in the order they ran, or why it has none."""
-    return "; ".join(
-        f"{name} failed ({r['failed']})" if "failed" in r else f"{name} {fmt.format(r[key])} {unit}"
-        for name, r in results.items()
-    )
+
+    def one(name: str, r: dict[str, Any]) -> str:
+        if "failed" in r:
+            return f"{name} failed ({r['failed']})"
+        median = f" (p50 {r['p50_ms']:.2f})" if key == "p99_ms" and "p50_ms" in r else ""
+        return f"{name} {fmt.format(r[key])} {unit}{median}"
+
+    return "; ".join(one(name, r) for name, r in results.items())
 
 
 def rows(results: dict[str, dict[str, Any]], streams: int) -> list[Row]:
