@@ -21,7 +21,7 @@ import traceback
 
 from benchmarks.harness import ROOT, Check, Row, log, raise_open_files, services, table
 
-#: Run order: the cheap in-process targets first, the 10,000 streams last.
+#: Run order: the cheap in-process targets first, the thousands of streams last.
 TARGETS = [
     "footprint",
     "render",
@@ -30,6 +30,7 @@ TARGETS = [
     "throughput",
     "click",
     "stream",
+    "peers",
     "scale",
     "servers",
 ]
@@ -84,6 +85,7 @@ NUMBERS = {
     "worker": 5,
     "click": 6,
     "footprint": 7,
+    "peers": 9,
     "scale": 10,
     "servers": 11,
 }
