@@ -63,8 +63,10 @@ class FrameworkAttempt:
         self.job = job
         self.retries = retries
 
-    def retry(self, error: TransientGenerationError, countdown: float) -> None:
-        enqueue(self.job, retries=self.retries + 1, countdown=countdown)
+    def retry(
+        self, error: TransientGenerationError, countdown: float, job: jobs.ImageJob | None = None
+    ) -> None:
+        enqueue(job or self.job, retries=self.retries + 1, countdown=countdown)
 
 
 def _timer_free() -> bool:
