@@ -138,31 +138,6 @@ def limit_for(model: str) -> Limit | None:
     )
 
 
-def limit_problems(value: Any) -> list[str]:
-    """What is wrong with a ``RATE_LIMITS`` value, one sentence ending per problem (E100)."""
-    if not isinstance(value, dict):
-        return [f" must be a dict of models, not {type(value).__name__}"]
-    problems = []
-    for model, entry in value.items():
-        where = f"[{model!r}]"
-        if not isinstance(model, str) or not isinstance(entry, dict) or not entry:
-            problems.append(f"{where} must be a dict such as {{'requests_per_minute': 50}}")
-            continue
-        unknown = sorted(set(entry) - set(LIMIT_KEYS), key=str)
-        if unknown:
-            problems.append(f"{where} has unknown keys {', '.join(map(repr, unknown))}")
-        for key in LIMIT_KEYS[:2]:
-            number = entry.get(key)
-            if number is not None and (
-                isinstance(number, bool) or not isinstance(number, int) or number < 1
-            ):
-                problems.append(f"{where}[{key!r}] must be a whole number ≥ 1, not {number!r}")
-        window = entry.get("window", MINUTE)
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
-            problems.append(f"{where}['window'] must be seconds > 0, not {window!r}")
-    return problems
-
-
 def redis_url() -> str | None:
     """``PACING_REDIS_URL``, or else the Redis the event bus uses (itself derived from a Redis
     broker by ``EVENTS = "auto"``); None when there is no Redis to share a budget through."""
