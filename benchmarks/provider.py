@@ -27,12 +27,20 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def provider_process(
-    latency: float, side: int, folder: Path, cpu: int | None = None
+    latency: float,
+    side: int,
+    folder: Path,
+    cpu: int | None = None,
+    rate_limit: tuple[int, float] | None = None,
 ) -> Iterator[tuple[str, Callable[[], int]]]:
-    """``(api_base, calls)``: ``calls()`` is the number of generation calls, once it has stopped."""
+    """``(api_base, calls)``: ``calls()`` is the number of generation calls, once it has stopped.
+
+    With ``rate_limit`` ``(N, seconds)`` it answers 429 past N calls in any ``seconds``; how many
+    it refused is :func:`refused` of the same folder, once it has stopped."""
     count_file = folder / "provider-calls.txt"
+    limit = [f"{rate_limit[0]}/{rate_limit[1]}"] if rate_limit else []
     child = subprocess.Popen(
-        [PYTHON, "-m", "benchmarks.provider", str(latency), str(side), str(count_file)],
+        [PYTHON, "-m", "benchmarks.provider", str(latency), str(side), str(count_file), *limit],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -53,6 +61,11 @@ def provider_process(
         stop_process(child)
 
 
+def refused(folder: Path) -> int:
+    """How many calls the last provider of ``folder`` answered 429 (its ``rate_limit``)."""
+    return int((folder / "provider-calls.txt.429").read_text())
+
+
 def main(argv: list[str]) -> None:
     from page_images.testing import FakeImageProvider, Respond, png_bytes
 
@@ -61,8 +74,12 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with FakeImageProvider(image_size=(side, side), latency=latency) as provider:
         provider.default = Respond.b64(png_bytes(side, side))
+        if len(argv) > 3:
+            limit, _, window = argv[3].partition("/")
+            provider.rate_limit = (int(limit), float(window))
         print(provider.api_base, flush=True)
         stopping.wait()
+        count_file.with_name(count_file.name + ".429").write_text(str(provider.rate_limited))
         count_file.write_text(str(provider.generation_calls))
 
 

@@ -29,6 +29,7 @@ TARGETS = [
     "trigger",
     "throughput",
     "click",
+    "pacing",
     "stream",
     "scale",
     "servers",
@@ -84,6 +85,7 @@ NUMBERS = {
     "worker": 5,
     "click": 6,
     "footprint": 7,
+    "pacing": 8,
     "scale": 10,
     "servers": 11,
 }
