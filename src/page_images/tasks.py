@@ -67,7 +67,9 @@ class CeleryAttempt:
     ) -> None:
         # The job decides whether to retry (MAX_RETRIES, not counting pacing's hand-backs, which
         # Celery counts as retries too): no limit of Celery's own on top.
-        options: dict[str, Any] = {} if job is None else {"args": (job.model_dump(mode="json"),)}
+        options: dict[str, Any] = (
+            {} if job is None else {"args": (job.model_dump(mode="json", exclude_defaults=True),)}
+        )
         try:
             raise self.task.retry(exc=error, countdown=countdown, max_retries=None, **options)
         except Retry as scheduled:

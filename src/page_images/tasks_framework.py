@@ -126,4 +126,6 @@ def enqueue(job: jobs.ImageJob, *, retries: int = 0, countdown: float = 0) -> No
     }
     if countdown and backend().supports_defer:
         options["run_after"] = timezone.now() + timedelta(seconds=countdown)
-    generate_image.using(**options).enqueue(job=job.model_dump(mode="json"), retries=retries)
+    generate_image.using(**options).enqueue(
+        job=job.model_dump(mode="json", exclude_defaults=True), retries=retries
+    )
