@@ -15,7 +15,7 @@ import redis
 
 from page_images import jobs, pacing
 from page_images.backends.litellm import retry_after
-from page_images.exceptions import GenerationError
+from page_images.exceptions import GenerationError, TransientGenerationError
 from tests.machine import redis_url
 from tests.support.jobs import assert_picture, real_worker_only, settled, wait_for
 
@@ -289,3 +289,111 @@ def test_retry_after_pauses_the_model_for_every_job(
     # have been refused inside the provider's three seconds, and it would have given up.
     assert provider.rate_limited <= 2
     pacing.close()
+
+
+# --- The job handing itself back, on either runner's Attempt ----------------------------------
+
+
+class RecordingAttempt:
+    """An Attempt that records what the job asked of its runner (fails when told to)."""
+
+    time_limit = TimeoutError
+
+    def __init__(self, retries=0, broken=False):
+        self.retries = retries
+        self.broken = broken
+        self.asked = []
+
+    def retry(self, error, countdown, job=None):
+        if self.broken:
+            raise ConnectionError("the broker is gone")
+        self.asked.append((error, countdown, job))
+
+
+@pytest.fixture
+def scripted(settings):
+    from tests.backends import ScriptedBackend
+
+    settings.PAGE_IMAGES = {
+        "BACKEND": "tests.backends.ScriptedBackend",
+        "SIZE": "32x32",
+        "MAX_RETRIES": 1,
+        "RETRY_BACKOFF": 0.01,
+        "RETRY_BACKOFF_MAX": 0.02,
+    }
+    ScriptedBackend.reset()
+    return ScriptedBackend
+
+
+def _job(page):
+    from page_images import claims
+
+    return jobs.ImageJob(label=page._meta.label, pk=str(page.pk), token=claims.claim(page))
+
+
+@pytest.mark.django_db
+def test_a_paced_job_goes_back_to_the_queue_without_using_a_retry(page, scripted, monkeypatch):
+    monkeypatch.setattr(pacing, "book", lambda *args: pacing.Booking(5.0, 1234.5))
+    job = _job(page)
+    attempt = RecordingAttempt(retries=3)
+    jobs.run(job.model_copy(update={"paced": 3}), attempt)
+    [(_error, countdown, later)] = attempt.asked
+    assert countdown == pytest.approx(5.0 - jobs.EARLY)
+    assert (later.slot, later.paced, later.token) == (1234.5, 4, job.token)
+    assert scripted.calls == []
+    page.refresh_from_db()
+    # Waiting for its turn, the record shows as queued: claimed, not started.
+    assert page.image_generating
+    assert page.image_started_at is None
+    # Three hand-backs and no retry: a transient error is still retried (MAX_RETRIES = 1).
+    monkeypatch.setattr(pacing, "book", lambda *args: None)
+    scripted.reset(TransientGenerationError("busy"))
+    attempt = RecordingAttempt(retries=3)
+    jobs.run(later.model_copy(update={"paced": 3}), attempt)
+    assert len(attempt.asked) == 1
+    assert attempt.asked[0][2] is None
+
+
+@pytest.mark.django_db
+def test_a_paced_job_that_cannot_be_queued_again_fails_readably(page, scripted, monkeypatch):
+    monkeypatch.setattr(pacing, "book", lambda *args: pacing.Booking(5.0, 1234.5))
+    jobs.run(_job(page), RecordingAttempt(broken=True))
+    page.refresh_from_db()
+    assert page.image_state == "error"
+    assert page.image_error == TransientGenerationError.default_message
+
+
+@pytest.mark.django_db
+def test_retry_after_pauses_the_model_and_delays_the_retry(page, scripted, monkeypatch):
+    paused = []
+    monkeypatch.setattr(pacing, "pause", lambda model, seconds: paused.append(seconds))
+    scripted.reset(TransientGenerationError("slow down", retry_after=7.0))
+    attempt = RecordingAttempt()
+    jobs.run(_job(page), attempt)
+    assert paused == [7.0]
+    assert attempt.asked[0][1] == 7.0
+
+
+def test_both_runners_queue_the_handed_back_payload(monkeypatch):
+    from page_images import tasks, tasks_framework
+
+    job = jobs.ImageJob(label="testapp.Page", pk="1", token=uuid.uuid4(), slot=9.5, paced=1)
+    sent = []
+    monkeypatch.setattr(tasks_framework, "enqueue", lambda job, **kw: sent.append((job, kw)))
+    tasks_framework.FrameworkAttempt(job.model_copy(update={"paced": 0}), 2).retry(
+        TransientGenerationError(), 4.0, job
+    )
+    assert sent == [(job, {"retries": 3, "countdown": 4.0})]
+
+    class Task:
+        request = SimpleNamespace(retries=2)
+
+        def retry(self, **options):
+            sent.append(options)
+            return tasks.Retry()
+
+    attempt = tasks.CeleryAttempt(Task())
+    attempt.retry(TransientGenerationError(), 4.0, job)
+    assert sent[-1]["args"] == (job.model_dump(mode="json", exclude_defaults=True),)
+    assert sent[-1]["max_retries"] is None
+    assert attempt.scheduled is not None
