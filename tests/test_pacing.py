@@ -23,6 +23,13 @@ MODEL = "openai/gpt-image-1"
 needs_redis = pytest.mark.redis
 
 
+@pytest.fixture(autouse=True)
+def _closed():
+    """Every test leaves no Redis connection of the budgets open (ResourceWarning otherwise)."""
+    yield
+    pacing.close()
+
+
 @pytest.fixture
 def paced(settings):
     """RATE_LIMITS for one model of its own (a fresh key per test) on the machine's Redis."""
@@ -36,8 +43,7 @@ def paced(settings):
         }
         return model
 
-    yield configure
-    pacing.close()
+    return configure
 
 
 # --- The booking, on a real Redis -------------------------------------------------------------
@@ -145,7 +151,7 @@ def test_redis_down_fails_open_with_a_warning(settings, own_redis, caplog):
         assert "pacing of openai/gpt-image-1 is off" in caplog.text
         assert "could not pause" in caplog.text
     finally:
-        pacing.close()
+        pacing.close()  # before the server's fixture stops it
 
 
 # --- The job's side -----------------------------------------------------------------------------
@@ -242,7 +248,6 @@ def test_a_burst_of_jobs_provokes_no_429(worker, make_page, provider, litellm_se
     assert provider.generation_calls == 12
     # 12 calls at 4 a second, evenly spaced: about three seconds, not all at once.
     assert elapsed > 2.0
-    pacing.close()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -288,7 +293,6 @@ def test_retry_after_pauses_the_model_for_every_job(
     # Without the shared pause the second job's retries (50 to 100 ms of back-off) would all
     # have been refused inside the provider's three seconds, and it would have given up.
     assert provider.rate_limited <= 2
-    pacing.close()
 
 
 # --- The job handing itself back, on either runner's Attempt ----------------------------------

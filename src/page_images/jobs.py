@@ -60,10 +60,11 @@ PACING_FULL_MESSAGE = gettext_noop(
 
 #: A wait for the provider's budget shorter than this is slept in the worker; a longer one
 #: hands the job back to the queue, so a worker thread never idles for minutes.
-SLEEP_UNDER = 1.0
+SLEEP_UNDER = 1.5
 #: A handed-back job comes back this much before its booked moment and sleeps the rest: a
-#: broker's countdown may be late by a few hundred milliseconds, a sleep is not.
-EARLY = 0.5
+#: broker's countdown may be late by a few hundred milliseconds (more on a busy worker), a sleep
+#: is not.
+EARLY = 1.0
 #: Hand-backs allowed per job before it gives up (each is one booking that came too late).
 MAX_PACED = 20
 
