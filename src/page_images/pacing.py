@@ -9,7 +9,7 @@ window), and records that moment as taken. The job sleeps a short wait out, and 
 back to the queue with the booked moment in its payload (:attr:`ImageJob.slot
 <page_images.jobs.ImageJob>`), so a worker thread never idles for minutes.
 
-Bookings are spaced evenly (``window / limit`` apart, a little more: :func:`margin`), never in a
+Bookings are spaced evenly (``window / limit`` apart, a little more: :attr:`Limit.margin`), never in a
 burst: N calls booked in one instant would reach the provider spread over however long the
 workers' CPUs take to send them, and a burst whose tail arrives late meets the next burst's head
 in one window. Evenly spaced, a call may be late by up to the margin and still be inside the
@@ -114,7 +114,7 @@ class Limit:
     @property
     def margin(self) -> float:
         """Seconds added to the window: the lateness a call may have and still be in budget."""
-        return max(0.25, 0.02 * self.window)
+        return max(0.5, 0.03 * self.window)
 
 
 @dataclass(frozen=True)
