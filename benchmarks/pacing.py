@@ -48,6 +48,7 @@ from benchmarks.harness import (
     stop_process,
 )
 from benchmarks.provider import provider_process, refused, refused_at
+from page_images.pacing import Limit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -62,7 +63,7 @@ SIDE = 64
 PROCESSES = 2
 THREADS = 50
 #: What the budget adds to each window (page_images.pacing.Limit.margin).
-MARGIN = max(0.5, 0.03 * WINDOW)
+MARGIN = Limit(LIMIT, None, WINDOW).margin
 #: The backfill keeps this many jobs queued or running: a bit more than a window's worth.
 IN_FLIGHT = 300
 

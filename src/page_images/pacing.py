@@ -9,11 +9,11 @@ window), and records that moment as taken. The job sleeps a short wait out, and 
 back to the queue with the booked moment in its payload (:attr:`ImageJob.slot
 <page_images.jobs.ImageJob>`), so a worker thread never idles for minutes.
 
-Bookings are spaced evenly (``window / limit`` apart, a little more: :attr:`Limit.margin`), never in a
-burst: N calls booked in one instant would reach the provider spread over however long the
-workers' CPUs take to send them, and a burst whose tail arrives late meets the next burst's head
-in one window. Evenly spaced, a call may be late by up to the margin and still be inside the
-limit; a job whose booking came later than half the margin (a busy worker) books again.
+Bookings are spaced evenly (``window / limit`` apart, a little more: :attr:`Limit.margin`), never
+in a burst: N calls booked in one instant would reach the provider spread over however long the
+workers' CPUs take to send them, and a burst whose tail arrives late meets the next burst's head in
+one window. Evenly spaced, a call may be late by up to the margin and still be inside the limit; a
+job whose booking came later than half the margin (a busy worker) books again.
 
 A 429 that says ``Retry-After`` pauses the model for every worker (:func:`pause`): the bookings
 start after it. Redis unreachable: the job goes ahead unpaced, with a logged warning (fail open);
