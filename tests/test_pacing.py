@@ -110,6 +110,7 @@ def test_a_booked_slot_is_kept_while_ahead_and_rebooked_when_missed(paced):
 
 
 def test_nothing_is_paced_without_limits_or_without_redis(settings):
+    assert pacing.budgets() is None
     assert pacing.book(MODEL, 1, None) is None
     settings.PAGE_IMAGES = {
         **settings.PAGE_IMAGES,
