@@ -114,7 +114,7 @@ class Limit:
     @property
     def margin(self) -> float:
         """Seconds added to the window: the lateness a call may have and still be in budget."""
-        return max(0.5, 0.03 * self.window)
+        return max(1.0, 0.03 * self.window)
 
 
 @dataclass(frozen=True)
