@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,12 +28,20 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def provider_process(
-    latency: float, side: int, folder: Path, cpu: int | None = None
+    latency: float,
+    side: int,
+    folder: Path,
+    cpu: int | None = None,
+    rate_limit: tuple[int, float] | None = None,
 ) -> Iterator[tuple[str, Callable[[], int]]]:
-    """``(api_base, calls)``: ``calls()`` is the number of generation calls, once it has stopped."""
+    """``(api_base, calls)``: ``calls()`` is the number of generation calls, once it has stopped.
+
+    With ``rate_limit`` ``(N, seconds)`` it answers 429 past N calls in any ``seconds``; how many
+    it refused is :func:`refused` of the same folder, once it has stopped."""
     count_file = folder / "provider-calls.txt"
+    limit = [f"{rate_limit[0]}/{rate_limit[1]}"] if rate_limit else []
     child = subprocess.Popen(
-        [PYTHON, "-m", "benchmarks.provider", str(latency), str(side), str(count_file)],
+        [PYTHON, "-m", "benchmarks.provider", str(latency), str(side), str(count_file), *limit],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -53,16 +62,42 @@ def provider_process(
         stop_process(child)
 
 
+def refused(folder: Path) -> int:
+    """How many calls the last provider of ``folder`` answered 429 (its ``rate_limit``)."""
+    return int((folder / "provider-calls.txt.429").read_text())
+
+
+def refused_at(folder: Path) -> list[float]:
+    """When (``time.monotonic()``, the same clock in every process) it answered them."""
+    return [float(at) for at in (folder / "provider-calls.txt.429-at").read_text().split()]
+
+
 def main(argv: list[str]) -> None:
     from page_images.testing import FakeImageProvider, Respond, png_bytes
 
     latency, side, count_file = float(argv[0]), int(argv[1]), Path(argv[2])
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    with FakeImageProvider(image_size=(side, side), latency=latency) as provider:
+    refusals: list[float] = []
+
+    class Provider(FakeImageProvider):
+        def _refuse(self) -> float | None:
+            wait = super()._refuse()
+            if wait is not None:
+                refusals.append(time.monotonic())
+            return wait
+
+    with Provider(image_size=(side, side), latency=latency) as provider:
         provider.default = Respond.b64(png_bytes(side, side))
+        if len(argv) > 3:
+            limit, _, window = argv[3].partition("/")
+            provider.rate_limit = (int(limit), float(window))
         print(provider.api_base, flush=True)
         stopping.wait()
+        count_file.with_name(count_file.name + ".429").write_text(str(provider.rate_limited))
+        count_file.with_name(count_file.name + ".429-at").write_text(
+            " ".join(f"{moment:.3f}" for moment in refusals)
+        )
         count_file.write_text(str(provider.generation_calls))
 
 

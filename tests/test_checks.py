@@ -480,6 +480,11 @@ GPT_IMAGE_UNPRICED = {**GPT_IMAGE, "OPTIONS": {"model": "openai/not-in-the-price
 #: A PAGE_IMAGES value for every sentence check_settings can say (each id, each wording of it).
 MISCONFIGURED = [
     ["BACKEND"],
+    {"RATE_LIMITS": ["openai/gpt-image-1"]},
+    {"RATE_LIMITS": {"m": {}}},
+    {"RATE_LIMITS": {"m": {"requests_per_minute": 0, "per_hour": 1, "window": -1}}},
+    {"RATE_LIMITS": {"m": {"images_per_minute": 5}}, "PACING_REDIS_URL": "http://x"},
+    {"RATE_LIMITS": {"m": {"images_per_minute": 5}}, "EVENTS": None},
     {"BACKEN": "x"},
     {"BACKEND": "nowhere.Backend"},
     {"BACKEND": "django.db.models.Model"},
@@ -584,6 +589,7 @@ def test_the_table_of_german_cases_covers_every_settings_check():
     expected |= {f"page_images.E06{n}" for n in range(7)}
     expected |= {"page_images.E070", "page_images.E071", "page_images.E072", "page_images.E075"}
     expected |= {"page_images.W070", "page_images.E080"}
+    expected |= {"page_images.E100", "page_images.E101"}
     assert seen == expected
 
 

@@ -58,6 +58,7 @@ _POSITIVE_NUMBERS = (
     "TASK_TIME_LIMIT",
     "RETRY_BACKOFF",
     "RETRY_BACKOFF_MAX",
+    "PACING_MAX_WAIT",
     "POLL_INTERVAL",
     "STREAM_MAX_AGE",
     "STREAMS_PER_SESSION",
@@ -110,6 +111,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_costs(merged)
     messages += check_editing(merged)
     messages += _check_alt_text(merged["ALT_TEXT"])
+    messages += _check_pacing(merged)
     return messages
 
 
@@ -909,3 +911,79 @@ def _check_budget_prices(merged: dict[str, Any]) -> list[CheckMessage]:
             id="page_images.W070",
         )
     ]
+
+
+_LIMIT_SHAPE = "{'openai/gpt-image-1': {'requests_per_minute': 50, 'images_per_minute': 50}}"
+_REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _check_pacing(merged: dict[str, Any]) -> list[CheckMessage]:
+    """RATE_LIMITS (E100), and the Redis that shares its budgets between workers (E101)."""
+    from page_images import pacing  # here, not at import: see the module docstring
+
+    value = merged["RATE_LIMITS"] or {}
+    where = f"{SETTING_NAME}['RATE_LIMITS']"
+    if not isinstance(value, dict):
+        return [
+            _error(
+                _("%(setting)s must be a dict of models such as %(shape)s, not %(type)s.")
+                % {"setting": where, "shape": _LIMIT_SHAPE, "type": type(value).__name__},
+                "page_images.E100",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for model, entry in value.items():
+        place = f"{where}[{model!r}]"
+        if not isinstance(entry, dict) or not entry:
+            messages.append(
+                _error(
+                    _("%(setting)s must be a dict of limits such as %(shape)s.")
+                    % {"setting": place, "shape": "{'requests_per_minute': 50}"},
+                    "page_images.E100",
+                )
+            )
+            continue
+        known = dict.fromkeys(pacing.LIMIT_KEYS)
+        messages += _check_keys(place, entry, known, "page_images.E100")
+        for key in pacing.LIMIT_KEYS[:2]:
+            number = entry.get(key)
+            if number is not None and (
+                isinstance(number, bool) or not isinstance(number, int) or number < 1
+            ):
+                messages.append(
+                    _error(
+                        _("%(setting)s must be a whole number ≥ 1, not %(value)s.")
+                        % {"setting": f"{place}[{key!r}]", "value": repr(number)},
+                        "page_images.E100",
+                    )
+                )
+        window = entry.get("window", pacing.MINUTE)
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
+            messages.append(_error(_not_positive(f"{place}['window']", window), "page_images.E100"))
+    url = merged["PACING_REDIS_URL"]
+    if url is not None and (
+        not isinstance(url, str) or url.split("://", 1)[0].lower() not in _REDIS_URL_SCHEMES
+    ):
+        messages.append(
+            _error(
+                _("PAGE_IMAGES['PACING_REDIS_URL'] must be a Redis URL, not %(value)s.")
+                % {"value": repr(url)},
+                "page_images.E101",
+                hint=_("Use redis://host:port/db, rediss://… or unix://…"),
+            )
+        )
+    elif value and not messages and pacing.redis_url() is None:
+        messages.append(
+            _error(
+                _(
+                    "PAGE_IMAGES['RATE_LIMITS'] paces models, but there is no Redis to share "
+                    "their budget between the workers."
+                ),
+                "page_images.E101",
+                hint=_(
+                    "Set PAGE_IMAGES['PACING_REDIS_URL'], or use Redis for the event bus "
+                    "(EVENTS) or for Celery's broker."
+                ),
+            )
+        )
+    return messages

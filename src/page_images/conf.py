@@ -117,6 +117,14 @@ DEFAULTS: dict[str, Any] = {
     # Alt text written for each new picture (docs/alt-text.md): None writes none; a dict such as
     # {"MODEL": "openai/gpt-4o-mini"} asks a vision model through the backend (ALT_TEXT_DEFAULTS).
     "ALT_TEXT": None,
+    # The provider's rate limits per model, shared by every worker through Redis (docs/pacing.md):
+    # {"openai/gpt-image-1": {"requests_per_minute": 50, "images_per_minute": 50}}. Empty: unpaced.
+    "RATE_LIMITS": {},
+    # The Redis that holds the shared budget; None: the event bus's Redis (or a Redis broker's).
+    "PACING_REDIS_URL": None,
+    # Longest a job waits for its turn, in seconds; a job that would wait longer fails with a
+    # message (keep it under a Redis broker's visibility_timeout, one hour by default).
+    "PACING_MAX_WAIT": 3000,
 }
 
 #: The keys of ``PAGE_IMAGES["ALT_TEXT"]`` and their defaults.
@@ -341,6 +349,21 @@ class PageImagesSettings:
         return {
             str(scope): dict(limits) for scope, limits in dict(self.get("QUOTAS") or {}).items()
         }
+
+    @property
+    def RATE_LIMITS(self) -> dict[str, dict[str, Any]]:
+        return {
+            str(model): dict(limit) for model, limit in dict(self.get("RATE_LIMITS") or {}).items()
+        }
+
+    @property
+    def PACING_REDIS_URL(self) -> str | None:
+        value = self.get("PACING_REDIS_URL")
+        return str(value) if value else None
+
+    @property
+    def PACING_MAX_WAIT(self) -> float:
+        return float(self.get("PACING_MAX_WAIT"))
 
     @property
     def ALT_TEXT(self) -> dict[str, Any] | None:

@@ -129,6 +129,13 @@ class TransientGenerationError(GenerationError):
         "The image service is busy or unreachable. Try again in a moment."
     )
 
+    def __init__(
+        self, user_message: str | None = None, *, detail: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(user_message, detail=detail)
+        #: Seconds the provider asked for before the next call (its ``Retry-After``), if it said.
+        self.retry_after = retry_after
+
 
 class PermanentGenerationError(GenerationError):
     """Trying again with the same input will fail the same way; the task does not retry."""

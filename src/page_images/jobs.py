@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,7 +27,7 @@ from django.db import connections, router, transaction
 from django.utils.translation import gettext_noop
 from pydantic import BaseModel, ConfigDict
 
-from page_images import alttext, claims, history, pictures, pricing, signals
+from page_images import alttext, claims, history, pacing, pictures, pricing, signals
 from page_images.backends import get_backend
 from page_images.backends.base import GeneratedImage, ImageRequest
 from page_images.conf import app_settings, parse_size
@@ -53,6 +54,28 @@ WORKFLOW = "page_images.generate"
 
 TIME_LIMIT_MESSAGE = gettext_noop("The image took too long to make. Try again.")
 UNEXPECTED_MESSAGE = gettext_noop("Something went wrong while making the image. Try again.")
+PACING_FULL_MESSAGE = gettext_noop(
+    "The image service's rate limit is booked up for longer than this site waits. Try again later."
+)
+
+#: A wait for the provider's budget shorter than this is slept in the worker; a longer one
+#: hands the job back to the queue, so a worker thread never idles for minutes.
+SLEEP_UNDER = 1.5
+#: A handed-back job comes back this much before its booked moment and sleeps the rest: a
+#: broker's countdown may be late by a few hundred milliseconds (more on a busy worker), a sleep
+#: is not.
+EARLY = 1.0
+#: Hand-backs allowed per job before it gives up (each is one booking that came too late).
+MAX_PACED = 20
+
+
+class Paced(Exception):
+    """The job's call is booked ``wait`` seconds from now, at ``slot``: hand the job back."""
+
+    def __init__(self, wait: float, slot: float) -> None:
+        super().__init__(f"paced: the provider call is booked in {wait:.1f} s")
+        self.wait = wait
+        self.slot = slot
 
 
 class ImageJob(BaseModel):
@@ -65,6 +88,11 @@ class ImageJob(BaseModel):
     #: The primary key, as text (any pk type survives JSON that way).
     pk: str
     token: uuid.UUID
+    #: The moment booked for the provider call by an earlier attempt (:mod:`page_images.pacing`),
+    #: on Redis's clock; None: not booked yet.
+    slot: float | None = None
+    #: How many times pacing handed the job back to the queue: those attempts are not retries.
+    paced: int = 0
 
 
 class Attempt(Protocol):
@@ -75,8 +103,11 @@ class Attempt(Protocol):
     #: The exception the framework raises inside the job at its soft time limit.
     time_limit: type[BaseException]
 
-    def retry(self, error: TransientGenerationError, countdown: float) -> None:
-        """Schedule the next attempt in ``countdown`` seconds; raise if it cannot be queued."""
+    def retry(
+        self, error: TransientGenerationError, countdown: float, job: ImageJob | None = None
+    ) -> None:
+        """Schedule the next attempt in ``countdown`` seconds, with ``job`` as its payload when
+        given (else the same); raise if it cannot be queued."""
 
 
 def tracking_string(channel: str) -> str:
@@ -121,12 +152,12 @@ def _time_limit_in(exc: BaseException, time_limit: type[BaseException]) -> bool:
 
 def _make_picture(
     instance: ImageGeneratingMixin,
-    token: uuid.UUID,
+    job: ImageJob,
     generation: Generation | None,
     time_limit: type[BaseException],
 ) -> None:
     try:
-        _generate_and_store(instance, token, generation)
+        _generate_and_store(instance, job, generation)
     except time_limit:
         raise
     except Exception as exc:
@@ -177,9 +208,27 @@ def _total_cost(results: list[GeneratedImage]) -> Decimal | None:
     return sum((cost for cost in costs if cost is not None), Decimal(0))
 
 
+def _wait_for_turn(model: str, pictures: int, job: ImageJob) -> None:
+    """Wait for the call's booked moment in the provider's budget (:mod:`page_images.pacing`):
+    sleep a short wait, raise :class:`Paced` for a longer one, fail when none is in reach."""
+    booking = pacing.book(model, pictures, job.slot)
+    if booking is None:
+        return
+    if not booking.booked or (booking.wait >= SLEEP_UNDER and job.paced >= MAX_PACED):
+        raise GenerationError(
+            PACING_FULL_MESSAGE,
+            detail=f"{model}: next free moment in {booking.wait:.0f} s, {job.paced} hand-backs",
+        )
+    if booking.wait >= SLEEP_UNDER:
+        raise Paced(booking.wait, booking.at)
+    if booking.wait > 0:
+        time.sleep(booking.wait)
+
+
 def _generate_and_store(
-    instance: ImageGeneratingMixin, token: uuid.UUID, generation: Generation | None
+    instance: ImageGeneratingMixin, job: ImageJob, generation: Generation | None
 ) -> None:
+    token = job.token
     prompt = _prompt(instance, generation)
     if not prompt:
         raise EmptyPromptError()
@@ -187,6 +236,7 @@ def _generate_and_store(
     request = _request(instance, prompt, generation)
     backend = get_backend()
     _close_db_connections()
+    _wait_for_turn(getattr(backend, "model", ""), request.n, job)
     results = backend.generate_variants(request)
     images = [
         mark_ai_generated(
@@ -298,7 +348,7 @@ def run(job: ImageJob, attempt: Attempt) -> str:
             return tracking_string(channel)
         instance = model._base_manager.get(pk=pk)
         channel = instance.get_image_channel()
-        _make_picture(instance, job.token, generation, attempt.time_limit)
+        _make_picture(instance, job, generation, attempt.time_limit)
         settled = True
     except model.DoesNotExist:
         logger.info("Image job for %s:%s: the record was deleted", channel, pk)
@@ -308,10 +358,25 @@ def run(job: ImageJob, attempt: Attempt) -> str:
             "Image job for %s:%s lost its claim while running; picture discarded", channel, pk
         )
         claims.announce_if_deleted(model, pk)
+    except Paced as paced:
+        retrying = True
+        countdown = max(0.0, paced.wait - EARLY)
+        logger.info("Image job for %s:%s waits %.1fs for its turn", channel, pk, paced.wait)
+        claims.requeue_claim(model, pk, job.token)  # waiting again: queue time, not run time
+        later = job.model_copy(update={"slot": paced.slot, "paced": job.paced + 1})
+        try:
+            attempt.retry(TransientGenerationError(detail=str(paced)), countdown, later)
+        except Exception as retry_error:  # the job could not be queued again
+            retrying = False
+            logger.exception("Image job for %s:%s could not wait for its turn", channel, pk)
+            fail(TransientGenerationError.default_message, retry_error)
     except TransientGenerationError as exc:
-        if attempt.retries < app_settings.MAX_RETRIES:
+        retries = attempt.retries - job.paced  # hand-backs for pacing are not retries
+        if exc.retry_after:
+            pacing.pause(getattr(get_backend(), "model", ""), exc.retry_after)
+        if retries < app_settings.MAX_RETRIES:
             retrying = True
-            countdown = retry_countdown(attempt.retries)
+            countdown = max(retry_countdown(retries), exc.retry_after or 0.0)
             logger.warning(
                 "Image job for %s:%s will retry in %.1fs: %s", channel, pk, countdown, exc
             )

@@ -87,7 +87,9 @@ def enqueue_generation(
     }
     if app_settings.QUEUE:
         options["queue"] = app_settings.QUEUE
-    generate_image.apply_async(args=(job.model_dump(mode="json"),), **options)
+    generate_image.apply_async(
+        args=(job.model_dump(mode="json", exclude_defaults=True),), **options
+    )
 
 
 def _enqueue(held: _Held) -> BaseException | None:

@@ -22,7 +22,6 @@ except ImportError as exc:  # pragma: no cover - the no-extras tox environment p
     raise MissingDependencyError("Celery", "celery") from exc
 
 from page_images import jobs
-from page_images.conf import app_settings
 from page_images.exceptions import TransientGenerationError
 from page_images.jobs import (
     TIME_LIMIT_MESSAGE,
@@ -63,11 +62,16 @@ class CeleryAttempt:
         #: as "retried", not as a failure.
         self.scheduled: Retry | None = None
 
-    def retry(self, error: TransientGenerationError, countdown: float) -> None:
+    def retry(
+        self, error: TransientGenerationError, countdown: float, job: ImageJob | None = None
+    ) -> None:
+        # The job decides whether to retry (MAX_RETRIES, not counting pacing's hand-backs, which
+        # Celery counts as retries too): no limit of Celery's own on top.
+        options: dict[str, Any] = (
+            {} if job is None else {"args": (job.model_dump(mode="json", exclude_defaults=True),)}
+        )
         try:
-            raise self.task.retry(
-                exc=error, countdown=countdown, max_retries=app_settings.MAX_RETRIES
-            )
+            raise self.task.retry(exc=error, countdown=countdown, max_retries=None, **options)
         except Retry as scheduled:
             self.scheduled = scheduled
 

@@ -63,8 +63,10 @@ class FrameworkAttempt:
         self.job = job
         self.retries = retries
 
-    def retry(self, error: TransientGenerationError, countdown: float) -> None:
-        enqueue(self.job, retries=self.retries + 1, countdown=countdown)
+    def retry(
+        self, error: TransientGenerationError, countdown: float, job: jobs.ImageJob | None = None
+    ) -> None:
+        enqueue(job or self.job, retries=self.retries + 1, countdown=countdown)
 
 
 def _timer_free() -> bool:
@@ -124,4 +126,6 @@ def enqueue(job: jobs.ImageJob, *, retries: int = 0, countdown: float = 0) -> No
     }
     if countdown and backend().supports_defer:
         options["run_after"] = timezone.now() + timedelta(seconds=countdown)
-    generate_image.using(**options).enqueue(job=job.model_dump(mode="json"), retries=retries)
+    generate_image.using(**options).enqueue(
+        job=job.model_dump(mode="json", exclude_defaults=True), retries=retries
+    )

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import contextlib
 import hashlib
 import inspect
 import io
 import json
+import math
 import socket
 import sys
 import threading
@@ -215,6 +217,9 @@ class _State:
     description_requests: list[ReceivedRequest] = field(default_factory=list)
     files: dict[str, tuple[bytes, Behaviour]] = field(default_factory=dict)
     file_requests: int = 0
+    #: When the calls inside the rate limit arrived (monotonic), and how many were refused.
+    admitted: collections.deque[float] = field(default_factory=collections.deque)
+    rate_limited: int = 0
     connections: set[socket.socket] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -258,6 +263,10 @@ class FakeImageProvider:
         self.default: Behaviour = Respond.b64()
         #: The answer to a description request when none was pushed.
         self.description: Behaviour = Respond.text(description)
+        #: ``(N, seconds)``: answer 429, with ``Retry-After``, to an image call that would be the
+        #: N+1st inside any ``seconds`` (a sliding window, as providers count "per minute"; a test
+        #: shrinks the minute). None: no limit.
+        self.rate_limit: tuple[int, float] | None = None
         self._state = _State()
         self._server: _Server | None = None
         self._url: str | None = None
@@ -312,6 +321,28 @@ class FakeImageProvider:
         return len(self.requests)
 
     @property
+    def rate_limited(self) -> int:
+        """How many image calls were answered 429 by :attr:`rate_limit`."""
+        with self._state.lock:
+            return self._state.rate_limited
+
+    def _refuse(self) -> float | None:
+        """Seconds until a call fits :attr:`rate_limit`, counted as refused; None: admitted.
+        Called with the state's lock held."""
+        state = self._state
+        if self.rate_limit is None:
+            return None
+        limit, window = self.rate_limit
+        now = time.monotonic()
+        while state.admitted and state.admitted[0] <= now - window:
+            state.admitted.popleft()
+        if len(state.admitted) < limit:
+            state.admitted.append(now)
+            return None
+        state.rate_limited += 1
+        return state.admitted[0] + window - now
+
+    @property
     def file_requests(self) -> int:
         with self._state.lock:
             return self._state.file_requests
@@ -341,6 +372,9 @@ class FakeImageProvider:
             self._state.description_requests.clear()
             self._state.files.clear()
             self._state.file_requests = 0
+            self._state.admitted.clear()
+            self._state.rate_limited = 0
+        self.rate_limit = None
         self.default = Respond.b64()
         self.description = Respond.text(self.DESCRIPTION)
         self.latency = 0.0
@@ -425,7 +459,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._describe(request)
         with state.lock:
             state.requests.append(request)
-            behaviour = state.queue.pop(0) if state.queue else self.owner.default
+            wait = self.owner._refuse()
+            if wait is None:
+                behaviour = state.queue.pop(0) if state.queue else self.owner.default
+        if wait is not None:
+            body = json.dumps(Respond.rate_limited().error).encode()
+            return self._send(429, body, headers={"Retry-After": f"{max(1, math.ceil(wait))}"})
         started = time.monotonic()
         contents: list[bytes] = []
         if parsed.get("stream") is True and behaviour.kind != "error":

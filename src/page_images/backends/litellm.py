@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import email.utils
 import importlib.util
 import os
 import re
@@ -99,6 +101,33 @@ def provider_text(exc: BaseException) -> str:
     return (match.group(1) if match else message).strip()
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds a 429's ``Retry-After`` (or OpenAI's ``retry-after-ms``) asks for, if any.
+
+    LiteLLM keeps the provider's headers on its error (``litellm_response_headers``); the
+    OpenAI SDK's error has the HTTP response itself. An HTTP date is read as well as seconds.
+    """
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    if not headers:
+        return None
+    try:
+        millis = headers.get("retry-after-ms")
+        if millis is not None:
+            return max(0.0, float(millis) / 1000)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def map_error(exc: Exception) -> Exception:
     """Turn a LiteLLM/OpenAI exception into one of ours; return anything else unchanged."""
     if isinstance(exc, GenerationError):
@@ -119,6 +148,7 @@ def map_error(exc: Exception) -> Exception:
                 "The image service is rate-limiting this site. Try again in a few minutes."
             ),
             detail=detail,
+            retry_after=retry_after(exc),
         )
     if name == "APIConnectionError" or (isinstance(status, int) and status >= 500):
         return TransientGenerationError(detail=detail)
