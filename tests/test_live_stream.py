@@ -455,3 +455,35 @@ def test_the_request_thread_is_given_back_only_when_there_is_one(monkeypatch):
     assert asyncio.run(in_a_request(sync_call_first=False)) == (expected, False)
     monkeypatch.delattr(SyncToAsync, "thread_sensitive_context")
     assert asyncio.run(first_frames()) == expected
+
+
+def test_a_client_that_leaves_while_a_frame_is_sent_ends_the_stream_at_once(monkeypatch):
+    # The disconnect lands while the first frame is being written (a slow socket): no wait is
+    # running for it to wake, so the front must look before it waits again, not a keep-alive on.
+    from page_images.live.asgi import _follow
+
+    monkeypatch.setattr(stream, "KEEPALIVE_SECONDS", 30.0)
+
+    async def scenario() -> tuple[list[bytes], float, int]:
+        left = asyncio.Event()
+        sent: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message["body"])
+            left.set()
+            for _ in range(5):  # the disconnect is received before this send returns
+                await asyncio.sleep(0)
+
+        hub = get_hub()
+        started = time.monotonic()
+        await asyncio.wait_for(_follow(hub, ["testapp.page:1"], "", receive, send), 5)
+        return sent, time.monotonic() - started, hub.reference_count
+
+    sent, took, left_subscribed = asyncio.run(scenario())
+    assert sent == [stream.FIRST_FRAME.encode()]
+    assert took < 1.0
+    assert left_subscribed == 0

@@ -157,7 +157,9 @@ async def _follow(
         leaving.add_done_callback(lambda _: inbox.wake())
         try:
             await _body(send, FIRST_FRAME)
-            while True:
+            # Asked before each wait as well: a client that left while a frame was being sent
+            # woke no one, and would otherwise be noticed a keep-alive later.
+            while not leaving.done():
                 # Read at each wait, as the view's generator does (tests shorten it).
                 reference = await inbox.wait(live_stream.KEEPALIVE_SECONDS)
                 if leaving.done():
