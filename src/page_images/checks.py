@@ -308,7 +308,7 @@ def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
     return backend.check()
 
 
-# --- The editor's tools (E060-E066) ----------------------------------------------------------
+# --- The editor's tools (E060-E067) ----------------------------------------------------------
 
 _FLAGS = ("PROMPT_PANEL", "REVIEW", "REGENERATE")
 _PRESET_KEYS = {"label", "prompt", "size", "quality"}
@@ -317,6 +317,8 @@ _PRESET_NAME_MAX = 64
 _RATIO_MAX = 16
 _QUALITY_MAX = 16
 _VARIANTS_MAX = 10
+#: OpenAI's ``partial_images`` is 0-3, the only provider that streams them yet.
+_PREVIEWS_MAX = 3
 
 
 def _whole(value: Any) -> bool:
@@ -348,6 +350,19 @@ def check_editing(merged: dict[str, Any]) -> list[CheckMessage]:
                 % {"max": _VARIANTS_MAX, "value": repr(variants)},
                 "page_images.E063",
                 hint=_("Providers make at most 10 pictures per call (OpenAI's n)."),
+            )
+        )
+    previews = merged["PREVIEWS"]
+    if not _whole(previews) or not 0 <= previews <= _PREVIEWS_MAX:
+        messages.append(
+            _error(
+                _(
+                    "PAGE_IMAGES['PREVIEWS'] must be a whole number from 0 to %(max)s, not "
+                    "%(value)s."
+                )
+                % {"max": _PREVIEWS_MAX, "value": repr(previews)},
+                "page_images.E067",
+                hint=_("Providers send at most 3 previews of a picture (OpenAI's partial_images)."),
             )
         )
     keep = merged["KEEP_PICTURES"]

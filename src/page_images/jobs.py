@@ -26,7 +26,7 @@ from django.db import connections, router, transaction
 from django.utils.translation import gettext_noop
 from pydantic import BaseModel, ConfigDict
 
-from page_images import alttext, claims, history, pictures, pricing, signals
+from page_images import alttext, claims, history, pictures, previews, pricing, signals
 from page_images.backends import get_backend
 from page_images.backends.base import GeneratedImage, ImageRequest
 from page_images.conf import app_settings, parse_size
@@ -43,6 +43,7 @@ from page_images.provenance import mark_ai_generated
 from page_images.specs import record_prompt, with_preset
 
 if TYPE_CHECKING:
+    from page_images.backends.base import BaseBackend, PreviewImage
     from page_images.history import Generation
 
 # The job's log keeps the name it had when Celery was its only runner: sites filter on it.
@@ -125,14 +126,19 @@ def _make_picture(
     generation: Generation | None,
     time_limit: type[BaseException],
 ) -> None:
+    keeper = previews.PreviewKeeper(instance, token, announce=claims.notify, time_limit=time_limit)
     try:
-        _generate_and_store(instance, token, generation)
+        if app_settings.PREVIEWS:
+            previews.sweep(instance)  # what a killed worker's job left behind
+        _generate_and_store(instance, token, generation, keeper)
     except time_limit:
         raise
     except Exception as exc:
         if _time_limit_in(exc, time_limit):
             raise time_limit() from exc
         raise
+    finally:
+        keeper.close()
 
 
 def _prompt(instance: ImageGeneratingMixin, generation: Generation | None) -> str:
@@ -177,8 +183,26 @@ def _total_cost(results: list[GeneratedImage]) -> Decimal | None:
     return sum((cost for cost in costs if cost is not None), Decimal(0))
 
 
+def _draw(
+    backend: BaseBackend, request: ImageRequest, keeper: previews.PreviewKeeper
+) -> list[GeneratedImage]:
+    """The provider's pictures; with PREVIEWS, and one picture asked for, its previews on the
+    way to ``keeper`` (candidates to choose from are drawn without: which would it show?)."""
+    if request.n != 1 or not app_settings.PREVIEWS:
+        return backend.generate_variants(request)
+
+    def on_preview(preview: PreviewImage) -> None:
+        keeper(preview)
+        _close_db_connections()  # the provider is not done: hold no connection meanwhile
+
+    return [backend.generate_with_previews(request, on_preview, partials=app_settings.PREVIEWS)]
+
+
 def _generate_and_store(
-    instance: ImageGeneratingMixin, token: uuid.UUID, generation: Generation | None
+    instance: ImageGeneratingMixin,
+    token: uuid.UUID,
+    generation: Generation | None,
+    keeper: previews.PreviewKeeper,
 ) -> None:
     prompt = _prompt(instance, generation)
     if not prompt:
@@ -187,7 +211,7 @@ def _generate_and_store(
     request = _request(instance, prompt, generation)
     backend = get_backend()
     _close_db_connections()
-    results = backend.generate_variants(request)
+    results = _draw(backend, request, keeper)
     images = [
         mark_ai_generated(
             validate_image(result.content, declared_type=result.content_type),
