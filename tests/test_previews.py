@@ -296,3 +296,26 @@ def test_a_picture_field_that_is_not_a_file_field_is_refused(page):
     page.image_field_name = "image_text"  # system check E010 reports this at start-up
     with pytest.raises(TypeError, match="image_text is not a FileField"):
         previews.picture_field(page)
+
+
+def test_litellms_streamed_partials_reach_the_page_before_the_picture(
+    page, settings, provider, litellm_settings
+):
+    # The real backend over real HTTP: the fake provider streams OpenAI's partial_image events.
+    settings.PAGE_IMAGES = {
+        **litellm_settings,
+        "PREVIEWS": 2,
+        "NOTIFIER": "tests.test_previews.noted",
+    }
+    provider.latency, provider.partial_schedule = 0.4, (0.3, 0.6)
+    run(page, click(page))
+    page.refresh_from_db()
+    assert page.image_state == "ready"
+    assert provider.requests[0].body["partial_images"] == 2
+    assert provider.requests[0].body["stream"] is True
+    news = [preview for _, preview in NEWS]
+    assert news[0] == ""  # the start
+    assert "-preview-0.png" in news[1]
+    assert "-preview-1.png" in news[2]
+    assert news[3:] == [""]
+    assert preview_files(settings) == []
