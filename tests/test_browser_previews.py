@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,19 @@ def streaming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 @pytest.fixture(scope="module")
+def painter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """The demo as `make demo` runs it (the LocalBackend paints coarse previews), on Redis."""
+    folder = tmp_path_factory.mktemp("painter")
+    redis = OwnRedis(folder)
+    redis.start()
+    try:
+        with demo_stack(folder, job_seconds=6.0, redis_url=redis.url, previews=2) as running:
+            yield running
+    finally:
+        redis.stop()
+
+
+@pytest.fixture(scope="module")
 def not_streaming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """dall-e-2, which cannot stream: PREVIEWS asks in vain, the estimate is what there is."""
     with stack_with(
@@ -137,7 +151,6 @@ def test_the_first_preview_is_on_the_screen_by_35_percent_of_the_job(
         )
         assert preview.evaluate("img => getComputedStyle(img).filter").startswith("blur(")
         expect(box.locator("p.page-images-generating")).to_contain_text("Generating image…")
-        doc_shot(box.locator("xpath=ancestor::article"), "preview")
         shot(tab, "preview-1-first")
         box.locator("img.page-images-image").wait_for(timeout=int(JOB_SECONDS * 2000))
         tab.wait_for_function("() => window.__timing.picture !== null")
@@ -153,6 +166,26 @@ def test_the_first_preview_is_on_the_screen_by_35_percent_of_the_job(
     assert [src.rsplit("-", 1)[-1] for src in timing["previews"]] == ["0.png", "1.png"], timing
     leftovers = list((streaming.state / "media").rglob("*preview*"))
     assert leftovers == []
+
+
+def test_the_demo_shows_each_coarser_preview_then_the_picture(painter: Demo, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    with editor_tab(browser, painter.url, painter) as tab:
+        box = container(tab, 0)
+        tab.evaluate(TIMING, 0)
+        box.get_by_role("button", name="Generate image").click()
+        expect(box.locator("img.page-images-preview")).to_have_attribute(
+            "src", re.compile(r"-preview-1\.png$"), timeout=10_000
+        )
+        tab.wait_for_function("() => window.__timing.previews.length === 2")
+        expect(box.locator(".page-images-preview-label")).to_have_text("Preview")
+        doc_shot(box.locator("xpath=ancestor::article"), "preview")
+        box.locator("img.page-images-image").wait_for()
+        tab.wait_for_function("() => window.__timing.picture !== null")
+        timing = tab.evaluate("window.__timing")
+    assert timing["click"] < timing["preview"] < timing["picture"], timing
+    assert list((painter.state / "media").rglob("*preview*")) == []
 
 
 def _record_past_jobs(stack: Demo, backend: str, durations: list[int]) -> None:

@@ -588,7 +588,7 @@ def test_the_table_of_german_cases_covers_every_settings_check():
     expected = {f"page_images.E0{n:02}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 16)}
     expected |= {"page_images.E021", "page_images.E022", "page_images.W020", "page_images.E030"}
     expected |= {f"page_images.E04{n}" for n in (0, 1, 3, 4)} | {"page_images.W040"}
-    expected |= {f"page_images.E06{n}" for n in range(7)}
+    expected |= {f"page_images.E06{n}" for n in range(8)}
     expected |= {"page_images.E070", "page_images.E071", "page_images.E072", "page_images.E075"}
     expected |= {"page_images.W070", "page_images.E080"}
     assert seen == expected
