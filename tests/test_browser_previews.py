@@ -53,22 +53,28 @@ def fake_provider(latency: float, partials_at: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def stack_with(folder: Path, model: str, *, latency: float, previews: int) -> Iterator[Demo]:
+def stack_with(
+    folder: Path, *, latency: float, previews: int, model: str | None = None
+) -> Iterator[Demo]:
+    """The demo on a Redis of its own; with ``model``, drawn by the fake provider's process."""
     redis = OwnRedis(folder)
     redis.start()
     (folder / "demo").mkdir()
     try:
-        with (
-            fake_provider(latency, f"{FIRST_PARTIAL},0.6") as api_base,
-            demo_stack(
-                folder / "demo",
-                job_seconds=latency,
-                redis_url=redis.url,
-                previews=previews,
-                provider=(model, api_base),
-            ) as running,
-        ):
-            yield running
+        with contextlib.ExitStack() as stack:
+            provider = None
+            if model:
+                api_base = stack.enter_context(fake_provider(latency, f"{FIRST_PARTIAL},0.6"))
+                provider = (model, api_base)
+            yield stack.enter_context(
+                demo_stack(
+                    folder / "demo",
+                    job_seconds=latency,
+                    redis_url=redis.url,
+                    previews=previews,
+                    provider=provider,
+                )
+            )
     finally:
         redis.stop()
 
@@ -76,31 +82,23 @@ def stack_with(folder: Path, model: str, *, latency: float, previews: int) -> It
 @pytest.fixture(scope="module")
 def streaming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """gpt-image-1, which streams partial images, asked for two of them (PREVIEWS = 2)."""
-    with stack_with(
-        tmp_path_factory.mktemp("previews"), "openai/gpt-image-1", latency=JOB_SECONDS, previews=2
-    ) as running:
+    folder = tmp_path_factory.mktemp("previews")
+    with stack_with(folder, latency=JOB_SECONDS, previews=2, model="openai/gpt-image-1") as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def painter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The demo as `make demo` runs it (the LocalBackend paints coarse previews), on Redis."""
-    folder = tmp_path_factory.mktemp("painter")
-    redis = OwnRedis(folder)
-    redis.start()
-    try:
-        with demo_stack(folder, job_seconds=6.0, redis_url=redis.url, previews=2) as running:
-            yield running
-    finally:
-        redis.stop()
+    with stack_with(tmp_path_factory.mktemp("painter"), latency=6.0, previews=2) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def not_streaming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """dall-e-2, which cannot stream: PREVIEWS asks in vain, the estimate is what there is."""
-    with stack_with(
-        tmp_path_factory.mktemp("estimate"), "openai/dall-e-2", latency=3.0, previews=2
-    ) as running:
+    folder = tmp_path_factory.mktemp("estimate")
+    with stack_with(folder, latency=3.0, previews=2, model="openai/dall-e-2") as running:
         yield running
 
 

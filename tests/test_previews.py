@@ -74,6 +74,21 @@ def seen_by(user, page):
     return client.get("/page-images/fragment/", {"ref": sign_record(page)}).content.decode()
 
 
+def keeper_of(page, token):
+    """The job's on_preview, as the job makes it (Celery's soft limit its time limit)."""
+    return previews.PreviewKeeper(
+        page, token, announce=claims.notify, time_limit=SoftTimeLimitExceeded
+    )
+
+
+def running_keeper(page):
+    """The on_preview of a clicked job whose attempt has started."""
+    token = click(page)
+    page.refresh_from_db()
+    Generation.objects.of(page).update(status=Generation.Status.RUNNING)
+    return keeper_of(page, token)
+
+
 def preview_files(settings):
     return sorted(p.name for p in Path(settings.MEDIA_ROOT).rglob("*preview*"))
 
@@ -232,12 +247,7 @@ def test_a_soft_time_limit_inside_a_preview_ends_the_job(page, settings, monkeyp
     def late(*args, **kwargs):
         raise SoftTimeLimitExceeded()
 
-    token = click(page)
-    page.refresh_from_db()
-    Generation.objects.of(page).update(status=Generation.Status.RUNNING)
-    keeper = previews.PreviewKeeper(
-        page, token, announce=claims.notify, time_limit=SoftTimeLimitExceeded
-    )
+    keeper = running_keeper(page)
     keeper(PreviewImage(content=RED, index=0, content_type="image/png"))
     assert keeper.shown == 1
     monkeypatch.setattr(previews, "validate_image", late)
@@ -248,10 +258,7 @@ def test_a_soft_time_limit_inside_a_preview_ends_the_job(page, settings, monkeyp
 
 
 def test_a_preview_for_a_job_without_a_history_row_is_not_kept(page, settings):
-    token = claims.claim(page)  # claim() and enqueue_generation() directly: no history
-    keeper = previews.PreviewKeeper(
-        page, token, announce=claims.notify, time_limit=SoftTimeLimitExceeded
-    )
+    keeper = keeper_of(page, claims.claim(page))  # claim() and enqueue_generation(): no history
     keeper(PreviewImage(content=RED, index=0, content_type="image/png"))
     keeper(PreviewImage(content=BLUE, index=1, content_type="image/png"))
     assert (keeper.shown, keeper.current) == (0, "")
@@ -272,12 +279,7 @@ def test_a_preview_file_that_cannot_be_deleted_is_logged(page, settings, monkeyp
 def test_a_history_that_cannot_forget_the_preview_still_deletes_its_file(
     page, settings, monkeypatch, caplog
 ):
-    token = click(page)
-    page.refresh_from_db()
-    Generation.objects.of(page).update(status=Generation.Status.RUNNING)
-    keeper = previews.PreviewKeeper(
-        page, token, announce=claims.notify, time_limit=SoftTimeLimitExceeded
-    )
+    keeper = running_keeper(page)
     keeper(PreviewImage(content=RED, index=0, content_type="image/png"))
     assert preview_files(settings)
 
@@ -295,7 +297,7 @@ def test_a_history_that_cannot_forget_the_preview_still_deletes_its_file(
 def test_a_picture_field_that_is_not_a_file_field_is_refused(page):
     page.image_field_name = "image_text"  # system check E010 reports this at start-up
     with pytest.raises(TypeError, match="image_text is not a FileField"):
-        previews.picture_field(page)
+        previews.image_field(page)
 
 
 def test_litellms_streamed_partials_reach_the_page_before_the_picture(

@@ -339,32 +339,35 @@ def check_editing(merged: dict[str, Any]) -> list[CheckMessage]:
         )
     messages += _check_presets(merged["PRESETS"])
     messages += _check_ratios(merged)
-    variants = merged["VARIANTS"]
-    if not _whole(variants) or not 1 <= variants <= _VARIANTS_MAX:
-        messages.append(
-            _error(
-                _(
-                    "PAGE_IMAGES['VARIANTS'] must be a whole number from 1 to %(max)s, not "
-                    "%(value)s."
+    for key, low, high, check_id, hint in (
+        (
+            "VARIANTS",
+            1,
+            _VARIANTS_MAX,
+            "page_images.E063",
+            _("Providers make at most 10 pictures per call (OpenAI's n)."),
+        ),
+        (
+            "PREVIEWS",
+            0,
+            _PREVIEWS_MAX,
+            "page_images.E067",
+            _("Providers send at most 3 previews of a picture (OpenAI's partial_images)."),
+        ),
+    ):
+        value = merged[key]
+        if not _whole(value) or not low <= value <= high:
+            messages.append(
+                _error(
+                    _(
+                        "PAGE_IMAGES['%(key)s'] must be a whole number from %(low)s to %(high)s, "
+                        "not %(value)s."
+                    )
+                    % {"key": key, "low": low, "high": high, "value": repr(value)},
+                    check_id,
+                    hint=hint,
                 )
-                % {"max": _VARIANTS_MAX, "value": repr(variants)},
-                "page_images.E063",
-                hint=_("Providers make at most 10 pictures per call (OpenAI's n)."),
             )
-        )
-    previews = merged["PREVIEWS"]
-    if not _whole(previews) or not 0 <= previews <= _PREVIEWS_MAX:
-        messages.append(
-            _error(
-                _(
-                    "PAGE_IMAGES['PREVIEWS'] must be a whole number from 0 to %(max)s, not "
-                    "%(value)s."
-                )
-                % {"max": _PREVIEWS_MAX, "value": repr(previews)},
-                "page_images.E067",
-                hint=_("Providers send at most 3 previews of a picture (OpenAI's partial_images)."),
-            )
-        )
     keep = merged["KEEP_PICTURES"]
     if keep is not None and (not _whole(keep) or keep < 0):
         messages.append(

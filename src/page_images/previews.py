@@ -21,10 +21,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.core.files.base import ContentFile
-from django.db.models import FileField
 
 from page_images import history
 from page_images.intake import validate_image
+from page_images.models import image_field
 
 if TYPE_CHECKING:
     import uuid
@@ -36,14 +36,6 @@ if TYPE_CHECKING:
     from page_images.models import ImageGeneratingMixin
 
 logger = logging.getLogger(__name__)
-
-
-def picture_field(record: ImageGeneratingMixin) -> FileField:
-    """The record's picture field: its previews go in its storage, beside its pictures."""
-    field = record._meta.get_field(record.image_field_name)
-    if not isinstance(field, FileField):  # the system check E010 reports this at start-up
-        raise TypeError(f"{record._meta.label}.{record.image_field_name} is not a FileField")
-    return field
 
 
 def discard(storage: Storage, name: str) -> None:
@@ -102,7 +94,7 @@ class PreviewKeeper:
     def _keep(self, preview: PreviewImage) -> None:
         image = validate_image(preview.content, declared_type=preview.content_type)
         instance = self.instance
-        field = picture_field(instance)
+        field = image_field(instance)
         storage = field.storage
         wanted = f"{instance.pk}-{self.token.hex[:12]}-preview-{preview.index}.{image.extension}"
         name = field.generate_filename(instance, wanted)
@@ -126,7 +118,7 @@ class PreviewKeeper:
             self._rows().filter(preview=self.current).update(preview="")
         except Exception:
             logger.warning("page_images: could not forget the preview %s", self.current)
-        discard(picture_field(self.instance).storage, self.current)
+        discard(image_field(self.instance).storage, self.current)
         self.current = ""
 
 
@@ -142,7 +134,7 @@ def sweep(record: ImageGeneratingMixin) -> int:
     found = list(left)
     if not found:
         return 0
-    storage = picture_field(record).storage
+    storage = image_field(record).storage
     for _, name in found:
         discard(storage, name)
     history.Generation.objects.filter(pk__in=[pk for pk, _ in found]).update(preview="")
