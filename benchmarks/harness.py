@@ -99,6 +99,34 @@ def rss_kb(pid: int = 0) -> int:
     return proc_status_kb(pid or os.getpid(), "VmRSS")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (servers such as granian run their workers as children)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def tree_rss_kb(pid: int) -> int:
+    """The resident memory of ``pid`` and its descendants, in KiB."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, KeyError):
+            total += proc_status_kb(member, "VmRSS")
+    return total
+
+
 def reset_peak_rss() -> None:
     """Make VmHWM start again from the current RSS (Linux ≥ 4.0)."""
     with open("/proc/self/clear_refs", "w") as refs:
@@ -508,14 +536,12 @@ def postgres(workdir: Path) -> Iterator[tuple[str, int, str]]:
         )
 
 
-@contextlib.contextmanager
-def redis_server() -> Iterator[int]:
-    """A private redis-server on a free port that keeps nothing on disk."""
-    port = free_port()
+def redis_command(port: int) -> list[str]:
+    """A redis-server on ``port`` of 127.0.0.1 that keeps nothing on disk."""
     server = shutil.which("redis-server")
     if server is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    command = [
+    return [
         server,
         "--port",
         str(port),
@@ -530,8 +556,38 @@ def redis_server() -> Iterator[int]:
         "--loglevel",
         "warning",
     ]
-    with process(command, dict(os.environ), port=port, log_name="redis"):
-        yield port
+
+
+#: The harness's own redis-server of each port, so that a target can restart it (restart_redis).
+_REDIS: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[int]:
+    """A private redis-server on a free port that keeps nothing on disk."""
+    port = free_port()
+    with process(redis_command(port), dict(os.environ), port=port, log_name="redis") as child:
+        _REDIS[port] = child
+        try:
+            yield port
+        finally:
+            stop_process(_REDIS.pop(port, None))
+
+
+def restart_redis(services: Services, down: float) -> tuple[float, float]:
+    """Stop the run's redis-server (SIGTERM, as a service manager's restart does), wait ``down``
+    seconds, start it again on the same port; the wall-clock times it stopped and listened again.
+    """
+    port = services.redis_port
+    stop_process(_REDIS[port])
+    stopped = time.time()
+    time.sleep(down)
+    child = subprocess.Popen(
+        redis_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _REDIS[port] = child
+    wait_port(port, 30, child)
+    return stopped, time.time()
 
 
 @contextlib.contextmanager

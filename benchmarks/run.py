@@ -21,8 +21,19 @@ import traceback
 
 from benchmarks.harness import ROOT, Check, Row, log, raise_open_files, services, table
 
-#: Run order: the cheap in-process targets first, the 10,000 streams last.
-TARGETS = ["footprint", "render", "worker", "trigger", "throughput", "click", "stream"]
+#: Run order: the cheap in-process targets first, the thousands of streams last.
+TARGETS = [
+    "footprint",
+    "render",
+    "worker",
+    "trigger",
+    "throughput",
+    "click",
+    "stream",
+    "peers",
+    "scale",
+    "servers",
+]
 DOC = ROOT / "docs" / "benchmarks.md"
 START = "<!-- bench-table:start (written by `python -m benchmarks --write-docs`) -->"
 END = "<!-- bench-table:end -->"
@@ -74,6 +85,9 @@ NUMBERS = {
     "worker": 5,
     "click": 6,
     "footprint": 7,
+    "peers": 9,
+    "scale": 10,
+    "servers": 11,
 }
 
 

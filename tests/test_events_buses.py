@@ -195,6 +195,7 @@ def test_redis_bus_carries_publish_to_listen_across_clients(redis_bus):
     async def scenario() -> None:
         async with Listening(listener_bus) as listening:
             await wait_subscribed(url, f"{channel}:events")
+            assert await listening.get() == RESYNC  # subscribed: what came before is re-read
             await asyncio.to_thread(other_site.publish, "testapp.page:99")
             await asyncio.to_thread(publisher_bus.publish, "testapp.page:1")
             assert await listening.get() == "testapp.page:1"  # not the other channel's, not RESYNC
@@ -227,6 +228,7 @@ def test_redis_bus_survives_an_outage_and_resyncs(own_redis, caplog, redis_bus):
     async def scenario() -> None:
         async with Listening(bus) as listening:
             await wait_subscribed(own_redis.url, bus.channel_name)
+            assert await listening.get() == RESYNC
             await asyncio.to_thread(bus.publish, "testapp.page:1")
             assert await listening.get() == "testapp.page:1"
 
@@ -267,6 +269,7 @@ def test_redis_bus_notices_a_server_that_stops_answering(own_redis, caplog, redi
     async def scenario() -> None:
         async with Listening(bus) as listening:
             await wait_subscribed(own_redis.url, bus.channel_name)
+            assert await listening.get() == RESYNC
             # Idle past ping_after: a live server's pong keeps the subscription as it is.
             assert await listening.nothing_within(1.0)
             own_redis.freeze(True)
@@ -584,13 +587,31 @@ def test_redis_bus_pings_a_silent_link_once_then_reconnects_and_resyncs(monkeypa
 
     async def scenario() -> None:
         async with Listening(bus) as listening:
-            assert await listening.get() == RESYNC
+            assert await listening.get() == RESYNC  # the first subscription
+            assert await listening.get() == RESYNC  # the second, after the silent link
             assert await listening.get() == "testapp.page:1"
 
     with caplog.at_level(logging.WARNING, logger="page_images.events"):
         run(scenario())
     assert (silent.channel, silent.pings, silent.closed) == ("page_images_test:events", 1, True)
     assert "no answer from Redis" in caplog.text
+
+
+def test_redis_bus_resyncs_once_its_first_subscription_is_confirmed(monkeypatch):
+    # A fresh web process's first tabs open their streams (and re-read their containers) while
+    # the hub's SUBSCRIBE is still in flight: an event published in that window reaches nobody,
+    # so the confirmation itself tells them to read again, before any event it carries.
+    import redis.asyncio
+
+    scripted = ScriptedRedis({"type": "message", "data": b"testapp.page:1"})
+    monkeypatch.setattr(redis.asyncio.Redis, "from_url", lambda *args, **kwargs: scripted)
+    bus = RedisBus(url="redis://127.0.0.1:6379/0", channel="page_images_test")
+
+    async def scenario() -> list[str]:
+        async with Listening(bus) as listening:
+            return [await listening.get(), await listening.get()]
+
+    assert run(scenario()) == [RESYNC, "testapp.page:1"]
 
 
 def test_redis_bus_without_the_redis_package_names_the_extra(monkeypatch):

@@ -172,6 +172,28 @@ def test_an_item_arriving_with_the_timeout_is_returned_and_breaks_nothing():
     assert errors == []
 
 
+def test_waking_an_inbox_ends_its_wait_as_a_timeout_would():
+    # The ASGI front wakes a stream's inbox when the client leaves; with no reader waiting (the
+    # stream was writing a frame) the wake is a no-op and the next wait is an ordinary one.
+    inbox = Inbox()
+
+    async def scenario() -> tuple[str | None, float, str | None]:
+        inbox.wake()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.ensure_future(inbox.wait(60))
+        await asyncio.sleep(0)
+        started = loop.time()
+        inbox.wake()
+        woken = await reader
+        inbox.put_nowait("testapp.page:1")
+        return woken, loop.time() - started, await inbox.wait(60)
+
+    woken, waited, item = run(scenario())
+    assert woken is None
+    assert waited < 1
+    assert item == "testapp.page:1"
+
+
 def test_a_reference_with_three_subscribers_keeps_the_other_two():
     hub = Hub(InProcessBus())
 

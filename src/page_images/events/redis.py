@@ -3,9 +3,9 @@
 Two failure modes shaped it. First, a Redis outage must not fail a job: the picture is already
 stored, so publish() logs a warning and returns, within bounded socket timeouts. Second, the
 listener must come back by itself, and must *say* it came back: events published while it was
-away are gone (pub/sub keeps nothing), so after every re-subscription it yields RESYNC. redis-py's
-own retry would reconnect and re-subscribe silently, hiding exactly that gap, so the listener's
-client is built with no retries and every error surfaces here.
+away are gone (pub/sub keeps nothing), so after every subscription (the first as well) it yields
+RESYNC. redis-py's own retry would reconnect and re-subscribe silently, hiding exactly that gap, so
+the listener's client is built with no retries and every error surfaces here.
 """
 
 from __future__ import annotations
@@ -141,10 +141,13 @@ class RedisBus(EventBus):
                     elif message["type"] == "subscribe":
                         # The server has the subscription: only now is a resync truthful, since
                         # a publish between sending SUBSCRIBE and this would still be missed.
+                        # The first subscription too: the streams that opened while it was in
+                        # flight (a fresh worker's first tabs) re-read on a promise that was not
+                        # yet kept.
                         delay = BACKOFF_FIRST
                         if missed:
                             logger.info("page_images: re-subscribed to %s", self.channel_name)
-                            yield RESYNC
+                        yield RESYNC
             except errors as exc:
                 logger.warning(
                     "page_images: lost Redis channel %s (%s); reconnecting in %.1f s",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -30,17 +30,22 @@ from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 from django.urls import Resolver404, resolve
 
+from page_images.live import stream as live_stream
+from page_images.live.hub import get_hub
 from page_images.live.stream import (
     CONTENT_TYPE,
+    FIRST_FRAME,
     STREAM_HEADERS,
     StreamRefused,
     event_stream,
-    frames,
+    frame,
     stream_references,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    from page_images.live.hub import Hub
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -110,39 +115,62 @@ def _session_key(scope: Scope) -> str | None:
     return None
 
 
+#: The stream's response headers, built once: a list per stream would be kept as long as it.
+_HEADERS: Final = [
+    (b"content-type", CONTENT_TYPE.encode()),
+    *((name.lower().encode(), value.encode()) for name, value in STREAM_HEADERS.items()),
+]
+
+
 async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
     if not _host_allowed(scope):
         await _answer(send, 400, "Invalid HTTP_HOST header.")
         return
-    token = QueryDict(scope.get("query_string", b"")).get("refs", "")
     try:
-        references, owner = stream_references(scope["method"], token, _session_key(scope))
+        # The token is read inline: a local would live as long as the stream (hours).
+        references, owner = stream_references(
+            scope["method"],
+            QueryDict(scope.get("query_string", b"")).get("refs", ""),
+            _session_key(scope),
+        )
     except StreamRefused as refused:
         extra = [(b"allow", b"GET")] if refused.status == 405 else []
         await _answer(send, refused.status, refused.message, extra)
         return
-    headers = [(b"content-type", CONTENT_TYPE.encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in STREAM_HEADERS.items()]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+    await _follow(get_hub(), references, owner, receive, send)
 
-    stream = frames(references, owner)
-    pushing = asyncio.ensure_future(_push(stream, send))
-    leaving = asyncio.ensure_future(_until_disconnect(receive))
-    try:
-        await asyncio.wait({pushing, leaving}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pushing, leaving):
-            task.cancel()
-        for task in (pushing, leaving):
+
+async def _follow(
+    hub: Hub, references: list[str], owner: str, receive: Receive, send: Send
+) -> None:
+    """The stream's frames, written by the request's own coroutine until the client leaves.
+
+    A process may hold ten thousand of these, so each is one coroutine and one small task (the
+    wait for ``http.disconnect``, which must run beside the frames), not a task for the frames
+    too, an async generator and ``asyncio.wait``'s futures (docs/benchmarks.md, target 9): when
+    the client leaves, the task wakes the inbox and the loop ends. The subscription is left on
+    any exit.
+    """
+    async with hub.subscription(references, owner) as inbox:
+        leaving = asyncio.ensure_future(_until_disconnect(receive))
+        leaving.add_done_callback(lambda _: inbox.wake())
+        try:
+            await _body(send, FIRST_FRAME)
+            while True:
+                # Read at each wait, as the view's generator does (tests shorten it).
+                reference = await inbox.wait(live_stream.KEEPALIVE_SECONDS)
+                if leaving.done():
+                    break
+                await _body(send, frame(reference))
+        finally:
+            leaving.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        # Leaves the hub subscription (the generator's ``async with``), whatever ended the stream.
-        await stream.aclose()
+                await leaving
 
 
-async def _push(stream: AsyncGenerator[str, None], send: Send) -> None:
-    async for frame in stream:
-        await send({"type": "http.response.body", "body": frame.encode(), "more_body": True})
+async def _body(send: Send, text: str) -> None:
+    await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -84,6 +84,10 @@ class Inbox:
             await self._wait(timeout)
         return self._items.pop(0) if self._items else None
 
+    def wake(self) -> None:
+        """End the reader's current wait now, as a timeout would (it gets None)."""
+        _wake(self._waiter)
+
     async def _wait(self, timeout: float) -> None:
         if self._waiter is not None:
             raise RuntimeError("an Inbox has one reader at a time")
@@ -97,8 +101,8 @@ class Inbox:
             timer.cancel()
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
         waiter.set_result(None)
 
 

@@ -48,9 +48,11 @@ if TYPE_CHECKING:
     from page_images.live.hub import Hub
 
 __all__ = [
+    "FIRST_FRAME",
     "KEEPALIVE_SECONDS",
     "StreamRefused",
     "event_stream",
+    "frame",
     "frames",
     "stream_references",
 ]
@@ -64,6 +66,18 @@ RETRY_MILLISECONDS: Final = 3000
 
 _RESYNC_FRAME: Final = "event: resync\ndata: \n\n"
 _KEEPALIVE_FRAME: Final = ": keep-alive\n\n"
+#: A stream's first frame, once it is subscribed: how long to wait before reconnecting, and resync.
+FIRST_FRAME: Final = f"retry: {RETRY_MILLISECONDS}\n\n{_RESYNC_FRAME}"
+
+
+def frame(reference: str | None) -> str:
+    """The frame for what an inbox gave: None (nothing within the keep-alive time), RESYNC or a
+    changed reference."""
+    if reference is None:
+        return _KEEPALIVE_FRAME
+    if reference == RESYNC:
+        return _RESYNC_FRAME
+    return f"event: changed\ndata: {reference}\n\n"
 
 
 class StreamRefused(Exception):
@@ -183,15 +197,9 @@ async def _frames(hub: Hub, references: list[str], owner: str) -> AsyncGenerator
     async with hub.subscription(references, owner) as inbox:
         # Subscribed first, resync second: a change made while the browser re-reads is then
         # announced again rather than lost.
-        yield f"retry: {RETRY_MILLISECONDS}\n\n{_RESYNC_FRAME}"
+        yield FIRST_FRAME
         while True:
-            reference = await inbox.wait(KEEPALIVE_SECONDS)
-            if reference is None:
-                yield _KEEPALIVE_FRAME
-            elif reference == RESYNC:
-                yield _RESYNC_FRAME
-            else:
-                yield f"event: changed\ndata: {reference}\n\n"
+            yield frame(await inbox.wait(KEEPALIVE_SECONDS))
 
 
 def _release_request_thread() -> None:
