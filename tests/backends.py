@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import connections
 
-from page_images.backends.base import BaseBackend, GeneratedImage, ImageRequest
+from page_images.backends.base import BaseBackend, GeneratedImage, ImageRequest, PreviewImage
 from page_images.testing import png_bytes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class ScriptedBackend(BaseBackend):
@@ -38,6 +41,37 @@ class ScriptedBackend(BaseBackend):
         if isinstance(outcome, GeneratedImage):
             return outcome
         return GeneratedImage(content=outcome, content_type="image/png", model="scripted")
+
+
+class PreviewingBackend(ScriptedBackend):
+    """Sends its scripted previews, then answers as :class:`ScriptedBackend`.
+
+    Each entry of :attr:`previews` is bytes, sent as the next preview (at most ``partials`` of
+    them), or a callable run at that point of the drawing, to look at what the pages see then.
+    """
+
+    previews: ClassVar[list[Any]] = []
+    #: The ``partials`` of each generate_with_previews call.
+    partials_asked: ClassVar[list[int]] = []
+
+    @classmethod
+    def reset(cls, *script: Any, previews: tuple[Any, ...] = ()) -> None:
+        super().reset(*script)
+        cls.previews = list(previews)
+        cls.partials_asked = []
+
+    def generate_with_previews(
+        self, request: ImageRequest, on_preview: Callable[[PreviewImage], None], *, partials: int
+    ) -> GeneratedImage:
+        self.partials_asked.append(partials)
+        sent = 0
+        for entry in self.previews:
+            if callable(entry):
+                entry()
+            elif sent < partials:
+                on_preview(PreviewImage(content=entry, index=sent, content_type="image/png"))
+                sent += 1
+        return self.generate(request)
 
 
 class StrictBackend(BaseBackend):

@@ -321,6 +321,7 @@ def test_the_editors_tools_configured_well_are_clean():
                 },
                 "ASPECT_RATIOS": ["1:1", "16:9"],
                 "VARIANTS": 10,
+                "PREVIEWS": 3,
                 "REVIEW": True,
                 "REGENERATE": False,
                 "KEEP_PICTURES": 0,
@@ -404,6 +405,11 @@ def test_aspect_ratios_are_not_judged_by_a_backend_that_does_not_load():
 @pytest.mark.parametrize("variants", [0, 11, "3", True, 2.0])
 def test_variants_are_one_to_ten(variants):
     assert ids({"VARIANTS": variants}) == ["page_images.E063"]
+
+
+@pytest.mark.parametrize("previews", [-1, 4, "2", True, 1.0, None])
+def test_previews_are_zero_to_three(previews):
+    assert ids({"PREVIEWS": previews}) == ["page_images.E067"]
 
 
 @pytest.mark.parametrize("keep", [-1, "5", 1.5, False])
@@ -529,6 +535,7 @@ MISCONFIGURED = [
     {"ASPECT_RATIOS": ["1:1000000000000000"]},
     {**GPT_IMAGE, "ASPECT_RATIOS": ["5:1"]},
     {"VARIANTS": 0},
+    {"PREVIEWS": 4},
     {"KEEP_PICTURES": -1},
     {"MAX_PROMPT_LENGTH": 0},
     {"REVIEW": "yes"},
@@ -586,7 +593,7 @@ def test_the_table_of_german_cases_covers_every_settings_check():
     expected = {f"page_images.E0{n:02}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 16)}
     expected |= {"page_images.E021", "page_images.E022", "page_images.W020", "page_images.E030"}
     expected |= {f"page_images.E04{n}" for n in (0, 1, 3, 4)} | {"page_images.W040"}
-    expected |= {f"page_images.E06{n}" for n in range(7)}
+    expected |= {f"page_images.E06{n}" for n in range(8)}
     expected |= {"page_images.E070", "page_images.E071", "page_images.E072", "page_images.E075"}
     expected |= {"page_images.W070", "page_images.E080"}
     expected |= {"page_images.E100", "page_images.E101"}

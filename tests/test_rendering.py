@@ -465,3 +465,105 @@ def test_a_fetched_container_sends_a_bare_form_back_to_the_page_htmx_names(
     found = re.search(r'name="next" value="([^"]*)"', html.content.decode())
     assert found is not None
     assert found.group(1).replace("&amp;", "&").startswith(expected)
+
+
+def _running_with_preview(page, preview="page_images/testapp/page/p-preview-0.png", **fields):
+    from page_images.history import Generation, content_type_of
+
+    token = uuid.uuid4()
+    page.image_generating = True
+    page.image_claimed_at = page.image_started_at = timezone.now()
+    page.image_claim_token = token
+    for name, value in fields.items():
+        setattr(page, name, value)
+    page.save()
+    Generation.objects.create(
+        content_type=content_type_of(page),
+        object_id=str(page.pk),
+        token=token,
+        prompt="p",
+        status=Generation.Status.RUNNING,
+        preview=preview,
+    )
+    return page
+
+
+def test_a_running_jobs_preview_is_shown_blurred_and_marked_with_one_query(
+    editor, make_page, configure, django_assert_num_queries
+):
+    configure(PREVIEWS=1)
+    page = _running_with_preview(make_page())
+    container_context(None, page, user=editor)  # the editor's permissions, cached on the user
+    with django_assert_num_queries(1):  # the job's row, found by its token
+        context = container_context(None, page, user=editor)
+    assert context["preview_url"] == "/media/page_images/testapp/page/p-preview-0.png"
+    markup = render("{% page_image p %}", editor, p=page)
+    assert 'class="page-images page-images-generating page-images-previewing"' in markup
+    assert (
+        '<img class="page-images-preview" src="/media/page_images/testapp/page/p-preview-0.png" '
+        'alt="Preview: a rough, blurred version of the image being generated">'
+    ) in markup
+    assert '<span class="page-images-preview-label" aria-hidden="true">Preview</span>' in markup
+    # The wait and Cancel stay: a preview is not the picture.
+    assert "Generating image…" in markup
+    assert "Cancel" in markup
+
+
+def test_the_preview_is_marked_in_the_editors_language(editor, make_page, configure):
+    from django.utils import translation
+
+    configure(PREVIEWS=1)
+    page = _running_with_preview(make_page())
+    with translation.override("de"):
+        markup = render("{% page_image p %}", editor, p=page)
+    assert ">Vorschau</span>" in markup
+    assert 'alt="Vorschau: eine grobe, unscharfe Fassung des Bildes' in markup
+
+
+def test_a_visitor_never_sees_a_preview(reader, make_page, configure):
+    configure(PREVIEWS=1)
+    page = _running_with_preview(make_page())
+    assert "preview" not in render("{% page_image p %}", reader, p=page)
+
+
+@pytest.mark.parametrize("case", ["off", "queued", "none yet"])
+def test_no_preview_and_no_query_for_it_where_there_can_be_none(
+    editor, make_page, configure, django_assert_num_queries, case
+):
+    configure(PREVIEWS=0 if case == "off" else 2)
+    page = _running_with_preview(
+        make_page(),
+        preview="" if case == "none yet" else "page_images/x-preview-0.png",
+        image_started_at=None if case == "queued" else timezone.now(),
+    )
+    container_context(None, page, user=editor)
+    with django_assert_num_queries(1 if case == "none yet" else 0):
+        context = container_context(None, page, user=editor)
+    assert context["preview_url"] == ""
+    assert "page-images-preview" not in render("{% page_image p %}", editor, p=page)
+
+
+def test_a_job_without_a_history_row_shows_no_preview(editor, make_page, configure):
+    configure(PREVIEWS=1)
+    page = make_page(
+        image_generating=True,
+        image_claimed_at=timezone.now(),
+        image_started_at=timezone.now(),
+        image_claim_token=uuid.uuid4(),
+    )
+    assert container_context(None, page, user=editor)["preview_url"] == ""
+
+
+def test_a_shaped_job_with_a_preview_gets_both_from_one_query(
+    editor, make_page, configure, django_assert_num_queries
+):
+    from page_images.history import Generation
+
+    configure(PREVIEWS=1, ASPECT_RATIOS=["1:1", "3:2"])
+    page = _running_with_preview(make_page())
+    Generation.objects.of(page).update(size="1536x1024")
+    container_context(None, page, user=editor)
+    with django_assert_num_queries(1):
+        context = container_context(None, page, user=editor)
+    assert (context["box_width"], context["box_height"]) == ("1536", "1024")
+    assert context["preview_url"].endswith("p-preview-0.png")

@@ -154,6 +154,12 @@ PAGE_IMAGES = {
     # a vision model (PAGE_IMAGES_ALT_MODEL, say openai/gpt-4o-mini), a real description in the
     # site's language. Editors change it in the admin; their own words are never overwritten.
     "ALT_TEXT": ALT_TEXT,
+    # Rough versions of the picture, blurred, while it is drawn (docs/previews.md): the
+    # LocalBackend paints them for nothing; a real model's are billed, so they are asked for only
+    # when DEMO_PREVIEWS says so. DEMO_PREVIEWS=0 shows the spinner alone.
+    "PREVIEWS": int(
+        os.environ.get("DEMO_PREVIEWS", "0" if os.environ.get("PAGE_IMAGES_MODEL") else "2")
+    ),
 }
 # The editor's tools (docs/editing.md): the chip opens a prompt panel with styles and shapes, two
 # candidates wait for the editor's choice, and a picture offers Regenerate and Earlier pictures.

@@ -310,7 +310,7 @@ def _check_backend(path: Any, options: Any) -> list[CheckMessage]:
     return backend.check()
 
 
-# --- The editor's tools (E060-E066) ----------------------------------------------------------
+# --- The editor's tools (E060-E067) ----------------------------------------------------------
 
 _FLAGS = ("PROMPT_PANEL", "REVIEW", "REGENERATE")
 _PRESET_KEYS = {"label", "prompt", "size", "quality"}
@@ -319,6 +319,8 @@ _PRESET_NAME_MAX = 64
 _RATIO_MAX = 16
 _QUALITY_MAX = 16
 _VARIANTS_MAX = 10
+#: OpenAI's ``partial_images`` is 0-3, the only provider that streams them yet.
+_PREVIEWS_MAX = 3
 
 
 def _whole(value: Any) -> bool:
@@ -339,19 +341,35 @@ def check_editing(merged: dict[str, Any]) -> list[CheckMessage]:
         )
     messages += _check_presets(merged["PRESETS"])
     messages += _check_ratios(merged)
-    variants = merged["VARIANTS"]
-    if not _whole(variants) or not 1 <= variants <= _VARIANTS_MAX:
-        messages.append(
-            _error(
-                _(
-                    "PAGE_IMAGES['VARIANTS'] must be a whole number from 1 to %(max)s, not "
-                    "%(value)s."
+    for key, low, high, check_id, hint in (
+        (
+            "VARIANTS",
+            1,
+            _VARIANTS_MAX,
+            "page_images.E063",
+            _("Providers make at most 10 pictures per call (OpenAI's n)."),
+        ),
+        (
+            "PREVIEWS",
+            0,
+            _PREVIEWS_MAX,
+            "page_images.E067",
+            _("Providers send at most 3 previews of a picture (OpenAI's partial_images)."),
+        ),
+    ):
+        value = merged[key]
+        if not _whole(value) or not low <= value <= high:
+            messages.append(
+                _error(
+                    _(
+                        "PAGE_IMAGES['%(key)s'] must be a whole number from %(low)s to %(high)s, "
+                        "not %(value)s."
+                    )
+                    % {"key": key, "low": low, "high": high, "value": repr(value)},
+                    check_id,
+                    hint=hint,
                 )
-                % {"max": _VARIANTS_MAX, "value": repr(variants)},
-                "page_images.E063",
-                hint=_("Providers make at most 10 pictures per call (OpenAI's n)."),
             )
-        )
     keep = merged["KEEP_PICTURES"]
     if keep is not None and (not _whole(keep) or keep < 0):
         messages.append(

@@ -20,7 +20,7 @@ from django.db.models import FileField, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from page_images import history, signals
+from page_images import history, previews, signals
 from page_images.conf import app_settings
 from page_images.exceptions import StaleClaimError, StorageWriteError
 from page_images.models import STALE_CLAIM_MESSAGE, ImageGeneratingMixin, image_generating_models
@@ -339,5 +339,6 @@ def release_stale_claims() -> int:
             history.close_open(
                 instance, history.Generation.Status.FAILED, error=history.ABANDONED_MESSAGE
             )
+            previews.sweep(instance)  # a dead job's preview is nobody's to delete but ours
             notify(instance)
     return released

@@ -97,6 +97,9 @@ DEFAULTS: dict[str, Any] = {
     "ASPECT_RATIOS": (),
     # Pictures made per generation; more than one are shown as candidates to choose from.
     "VARIANTS": 1,
+    # Rough versions of the picture shown (blurred) while it is drawn, 0-3, where the backend's
+    # model can stream them (docs/previews.md). 0: none. OpenAI bills each one, hence off.
+    "PREVIEWS": 0,
     # New pictures wait for an editor to accept one before they replace the live picture.
     "REVIEW": False,
     # A picture offers its editors "Regenerate" and "Restore previous".
@@ -318,6 +321,10 @@ class PageImagesSettings:
     @property
     def VARIANTS(self) -> int:
         return int(self.get("VARIANTS"))
+
+    @property
+    def PREVIEWS(self) -> int:
+        return int(self.get("PREVIEWS"))
 
     @property
     def REVIEW(self) -> bool:

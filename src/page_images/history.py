@@ -88,6 +88,9 @@ class Generation(models.Model):
         _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
     )
     error = models.TextField(_("error"), blank=True)
+    #: The latest rough version of the picture while it is drawn (PREVIEWS), in the record's
+    #: image storage: shown by the generating container, deleted when the attempt ends.
+    preview = models.CharField(_("preview"), max_length=255, blank=True, editable=False)
     created_at = models.DateTimeField(_("requested at"), auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

@@ -27,7 +27,7 @@ from django.db import connections, router, transaction
 from django.utils.translation import gettext_noop
 from pydantic import BaseModel, ConfigDict
 
-from page_images import alttext, claims, history, pacing, pictures, pricing, signals
+from page_images import alttext, claims, history, pacing, pictures, previews, pricing, signals
 from page_images.backends import get_backend
 from page_images.backends.base import GeneratedImage, ImageRequest
 from page_images.conf import app_settings, parse_size
@@ -44,6 +44,7 @@ from page_images.provenance import mark_ai_generated
 from page_images.specs import record_prompt, with_preset
 
 if TYPE_CHECKING:
+    from page_images.backends.base import BaseBackend, PreviewImage
     from page_images.history import Generation
 
 # The job's log keeps the name it had when Celery was its only runner: sites filter on it.
@@ -156,14 +157,21 @@ def _make_picture(
     generation: Generation | None,
     time_limit: type[BaseException],
 ) -> None:
+    keeper = previews.PreviewKeeper(
+        instance, job.token, announce=claims.notify, time_limit=time_limit
+    )
     try:
-        _generate_and_store(instance, job, generation)
+        if app_settings.PREVIEWS:
+            previews.sweep(instance)  # what a killed worker's job left behind
+        _generate_and_store(instance, job, generation, keeper)
     except time_limit:
         raise
     except Exception as exc:
         if _time_limit_in(exc, time_limit):
             raise time_limit() from exc
         raise
+    finally:
+        keeper.close()
 
 
 def _prompt(instance: ImageGeneratingMixin, generation: Generation | None) -> str:
@@ -225,8 +233,26 @@ def _wait_for_turn(model: str, pictures: int, job: ImageJob) -> None:
         time.sleep(booking.wait)
 
 
+def _draw(
+    backend: BaseBackend, request: ImageRequest, keeper: previews.PreviewKeeper
+) -> list[GeneratedImage]:
+    """The provider's pictures; with PREVIEWS, and one picture asked for, its previews on the
+    way to ``keeper`` (candidates to choose from are drawn without: which would it show?)."""
+    if request.n != 1 or not app_settings.PREVIEWS:
+        return backend.generate_variants(request)
+
+    def on_preview(preview: PreviewImage) -> None:
+        keeper(preview)
+        _close_db_connections()  # the provider is not done: hold no connection meanwhile
+
+    return [backend.generate_with_previews(request, on_preview, partials=app_settings.PREVIEWS)]
+
+
 def _generate_and_store(
-    instance: ImageGeneratingMixin, job: ImageJob, generation: Generation | None
+    instance: ImageGeneratingMixin,
+    job: ImageJob,
+    generation: Generation | None,
+    keeper: previews.PreviewKeeper,
 ) -> None:
     token = job.token
     prompt = _prompt(instance, generation)
@@ -237,7 +263,7 @@ def _generate_and_store(
     backend = get_backend()
     _close_db_connections()
     _wait_for_turn(getattr(backend, "model", ""), request.n, job)
-    results = backend.generate_variants(request)
+    results = _draw(backend, request, keeper)
     images = [
         mark_ai_generated(
             validate_image(result.content, declared_type=result.content_type),

@@ -37,6 +37,7 @@ __all__ = [
     "Generation",
     "ImageGeneratingMixin",
     "Picture",
+    "image_field",
     "image_generating_models",
     "image_upload_to",
 ]
@@ -204,6 +205,15 @@ class ImageGeneratingMixin(models.Model):
         if self.image_error:
             return shown(self.image_error)
         return shown(STALE_CLAIM_MESSAGE) if self.image_generating else ""
+
+
+def image_field(instance: ImageGeneratingMixin) -> models.FileField:
+    """The record's picture field, whatever it is called: its storage holds the pictures (and the
+    previews) of the record."""
+    field = instance._meta.get_field(instance.image_field_name)
+    if not isinstance(field, models.FileField):  # system check E010 reports this at start-up
+        raise TypeError(f"{instance._meta.label}.{instance.image_field_name} is not a FileField")
+    return field
 
 
 def image_generating_models() -> list[type[ImageGeneratingMixin]]:

@@ -22,12 +22,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import FileField, Q
+from django.db.models import Q
 
 from page_images import alttext, claims
 from page_images.conf import app_settings
 from page_images.exceptions import StaleClaimError, StorageWriteError
 from page_images.history import Generation, Picture, content_type_of, record_outcome
+from page_images.models import image_field
 
 if TYPE_CHECKING:
     import uuid
@@ -39,13 +40,6 @@ if TYPE_CHECKING:
     from page_images.models import ImageGeneratingMixin
 
 logger = logging.getLogger(__name__)
-
-
-def image_field(instance: ImageGeneratingMixin) -> FileField:
-    field = instance._meta.get_field(instance.image_field_name)
-    if not isinstance(field, FileField):  # the system check E010 reports this at start-up
-        raise TypeError(f"{instance._meta.label}.{instance.image_field_name} is not a FileField")
-    return field
 
 
 def storage_of(instance: ImageGeneratingMixin) -> Storage:

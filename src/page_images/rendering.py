@@ -19,7 +19,8 @@ plain ``<img>`` tags.
 What only a generating container shows (the box its picture will fill, the seconds it has waited)
 costs nothing to the others; the box's size is parsed once per page, and asked of the job's
 history row (one query per generating container) only where the panel's shapes or a preset's size
-can make it differ from SIZE. A picture's own width and
+can make it differ from SIZE, or where a running job may have sent a preview (PREVIEWS), which the
+same query reads. A picture's own width and
 height come from the image field's ``width_field``/``height_field`` when the model has them, which
 are columns already read: the file itself is never opened to render a page.
 """
@@ -58,7 +59,6 @@ from page_images.signer import RecordSigner
 from page_images.specs import reviewing
 
 if TYPE_CHECKING:
-    import uuid
     from datetime import datetime
 
     from django.http import HttpRequest
@@ -171,10 +171,27 @@ def _usual_wait(page: dict[str, Any], box: tuple[SafeString, SafeString] | None)
     return waits[size]
 
 
-def _job_box(token: uuid.UUID) -> tuple[SafeString, SafeString] | None:
-    """The size the running job asked for, from its history row (one query, by its token)."""
-    size = Generation.objects.filter(token=token).values_list("size", flat=True).first()
-    return _box_size(size) if size else None
+def _running_job(
+    instance: ImageGeneratingMixin, page: dict[str, Any]
+) -> tuple[tuple[SafeString, SafeString] | None, str]:
+    """The box of the running job's picture and the address of its latest preview ("" for none).
+
+    Both from the job's history row, one query by its token, asked only where the size may differ
+    from SIZE (the panel's shapes, a preset's size) or a preview may be there (PREVIEWS, and the
+    job has started): a page of pictures, or of queued jobs, asks nothing.
+    """
+    box = page["box"]
+    token = instance.image_claim_token
+    previews = page["previews"] and instance.image_started_at is not None
+    if token is None or not (page["sizes_vary"] or previews):
+        return box, ""
+    row = Generation.objects.filter(token=token).values_list("size", "preview").first()
+    if row is None:
+        return box, ""
+    size, preview = row
+    if page["sizes_vary"] and size:
+        box = _box_size(size) or box
+    return box, instance.image_file.storage.url(preview) if previews and preview else ""
 
 
 #: Per model: the image field's (width_field, height_field) names, or None without both. A plain
@@ -286,6 +303,8 @@ def _page_context(request: HttpRequest | None) -> dict[str, Any]:
             "box": _box_size(app_settings.SIZE),
             # Only then is a generating container's box asked of its job's history row.
             "sizes_vary": _sizes_vary(),
+            # Only then is a running job's latest preview.
+            "previews": app_settings.PREVIEWS > 0,
         }
         if request is not None:
             request.__dict__[PAGE_ATTRIBUTE] = page
@@ -403,13 +422,11 @@ def container_context(
     generating = state == "generating"
     poll = generating and not streaming_enabled(request)
     box = since = elapsed = deadline = image_width = image_height = None
-    usual = ""
+    usual = preview_url = ""
     if generating:
         now = timezone.now()
         deadline = _seconds_until(cast("datetime", instance.image_job_deadline), now)
-        box = page["box"]
-        if page["sizes_vary"] and instance.image_claim_token is not None:
-            box = _job_box(instance.image_claim_token) or box
+        box, preview_url = _running_job(instance, page)
         # Set: a job shows as generating only while it has a deadline, counted from one of them.
         waiting_since = cast("datetime", instance.image_started_at or instance.image_claimed_at)
         # The seconds already waited, which the script counts on from (its own clock may differ
@@ -447,6 +464,8 @@ def container_context(
             "elapsed": elapsed,
             # "usually 20–40 s", from the history's finished jobs of this backend and size.
             "usual_wait": usual,
+            # The running job's latest rough version of the picture (PREVIEWS), shown blurred.
+            "preview_url": preview_url,
             # The picture's expected width and height: the box a generating container reserves,
             # so that the page does not move when the picture lands.
             "box_width": box[0] if box else None,

@@ -114,6 +114,8 @@ def demo_stack(
     daily_images: int | None = None,
     api: str | None = None,
     components: str | None = None,
+    previews: int = 0,
+    provider: tuple[str, str] | None = None,
 ) -> Iterator[Demo]:
     """Run the demo in ``state`` until the block ends (or ``Demo.stop()``); stop it with SIGTERM
     (Ctrl-C), as a person does, and require a clean exit. The LocalBackend takes
@@ -129,6 +131,7 @@ def demo_stack(
         "DEMO_STATE_DIR": str(state),
         "DEMO_DELAY": str(job_seconds),
         "DEMO_EDITOR_TOOLS": "1" if tools else "0",
+        "DEMO_PREVIEWS": str(previews),
     }
     if daily_images is not None:
         env["DEMO_DAILY_IMAGES"] = str(daily_images)
@@ -139,6 +142,9 @@ def demo_stack(
         "REDIS_URL",
         "DEMO_API",
         "DEMO_COMPONENTS",
+        "PAGE_IMAGES_API_BASE",
+        "PAGE_IMAGES_API_KEY",
+        "PAGE_IMAGES_ALT_MODEL",
     ):
         env.pop(name, None)
     for name, value in (("DEMO_API", api), ("DEMO_COMPONENTS", components)):
@@ -146,6 +152,10 @@ def demo_stack(
             env[name] = value
     if redis_url:
         env["REDIS_URL"] = redis_url
+    if provider:
+        env["PAGE_IMAGES_MODEL"], env["PAGE_IMAGES_API_BASE"] = provider
+        env["PAGE_IMAGES_API_KEY"] = "sk-fake-not-a-key"
+        env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     demo = Demo(f"http://127.0.0.1:{port}", state, state / "demo.log")
     with demo.log.open("wb") as log:
         demo.process = process = subprocess.Popen(
