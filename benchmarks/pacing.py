@@ -115,6 +115,29 @@ def _backfill(services: Services, env: dict[str, str], prefix: str) -> subproces
     )
 
 
+def _wait_interrupted(command: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait for the backfill to end after its Ctrl-C; if it does not, fail with where it hangs.
+
+    An operator's Ctrl-C must end the command; a full run once saw it still running a minute
+    later, so the stack (py-spy, in the bench extra) goes into the failure for whoever reads it.
+    """
+    try:
+        command.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        dump = subprocess.run(
+            [str(Path(PYTHON).with_name("py-spy")), "dump", "--pid", str(command.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        stop_process(command)
+        log(f"8 pacing: the backfill ignored Ctrl-C for {timeout:.0f} s; its stack:")
+        log(dump.stdout or dump.stderr)
+        raise RuntimeError(
+            f"the backfill command did not end within {timeout:.0f} s of Ctrl-C (stack logged)"
+        ) from None
+
+
 def _done(pks: list[int]) -> int:
     from benchmarks.site.models import Article
 
@@ -173,7 +196,7 @@ def _paced_run(services: Services, api_base: str, records: int) -> dict[str, Any
             worker.send_signal(signal.SIGTERM)
         for worker in workers:
             worker.wait(timeout=60)
-        command.wait(timeout=60)
+        _wait_interrupted(command)
     interrupted_at = _done(pks)
     events["stopped"] = time.monotonic()
     with _workers(services, env) as workers:
