@@ -297,13 +297,18 @@ def test_a_closed_redis_bus_lets_go_of_its_connection_and_publishes_again_on_dem
         pubsub.subscribe(bus.channel_name)
         assert pubsub.get_message(timeout=2)["type"] == "subscribe"
         for reference in ("testapp.page:1", "testapp.page:2"):
+            # What earlier tests of this process left for the collector is theirs, not the bus's.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
             bus.publish(reference)
             assert pubsub.get_message(timeout=2)["data"] == reference.encode()
             bus.close()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ResourceWarning)
                 gc.collect()
-            assert [w for w in caught if "unclosed" in str(w.message)] == []
+            unclosed = [str(w.message) for w in caught if "unclosed" in str(w.message)]
+            assert unclosed == []
         pubsub.close()
     finally:
         watcher.close()
