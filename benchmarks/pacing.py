@@ -122,8 +122,10 @@ QUICK_REFUSALS = 2
 def _wait_interrupted(command: subprocess.Popen[bytes], timeout: float = 60) -> None:
     """Wait for the backfill to end after its Ctrl-C; if it does not, fail with where it hangs.
 
-    An operator's Ctrl-C must end the command; a full run once saw it still running a minute
-    later, so the stack (py-spy, in the bench extra) goes into the failure for whoever reads it.
+    An operator's Ctrl-C must end the command; if it does not, the stack (py-spy, in the bench
+    extra) goes into the failure for whoever reads it. (It once showed the command asleep in its
+    loop: the run had been started in the background, where the shell ignores Ctrl-C for every
+    child; :func:`benchmarks.run.main` now restores it.)
     """
     try:
         command.wait(timeout=timeout)

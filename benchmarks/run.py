@@ -15,6 +15,7 @@ import importlib
 import os
 import platform
 import re
+import signal
 import sys
 import time
 import traceback
@@ -126,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [name for name in TARGETS if not args.only or name in args.only]
     raise_open_files(40_000)
+    # A shell without job control starts a background command (`make bench &`, nohup) with
+    # Ctrl-C ignored, and an ignored signal stays ignored in every child: target 8's backfill
+    # would then sleep through the Ctrl-C it is sent. Python's own handler is reset by exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     rows: list[Row] = []
     with services() as found:

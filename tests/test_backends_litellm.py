@@ -7,6 +7,7 @@ import sys
 from decimal import Decimal
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from page_images.backends.base import (
@@ -187,8 +188,16 @@ def test_prepare_imports_litellm_before_the_first_job(monkeypatch):
 
     imported = []
     monkeypatch.setattr(module, "import_litellm", lambda: imported.append("litellm"))
+    built = []
+
+    class Client:
+        def close(self):
+            built.append("closed")
+
+    monkeypatch.setattr(httpx, "Client", Client)
     LiteLLMBackend(model="openai/gpt-image-1").prepare()
     assert imported == ["litellm"]
+    assert built == ["closed"]  # the first call's HTTP stack, imported before any job
 
 
 @pytest.mark.django_db

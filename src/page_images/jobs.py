@@ -25,6 +25,7 @@ from django.apps import apps
 from django.core.files.base import ContentFile
 from django.db import connections, router, transaction
 from django.utils.translation import gettext_noop
+from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from page_images import alttext, claims, history, pacing, pictures, previews, pricing, signals
@@ -117,8 +118,10 @@ def tracking_string(channel: str) -> str:
 
 
 def prepare_backend() -> None:
-    """Let the backend do its slow set-up (LiteLLM's import) outside any job's time limit."""
+    """Let the backend do its slow set-up (LiteLLM's import) outside any job's time limit, and
+    load Pillow's decoders, which the first picture's check would otherwise import."""
     try:
+        Image.preinit()
         get_backend().prepare()
     except Exception:
         # A broken backend must not stop the worker: the jobs will fail with a readable message.

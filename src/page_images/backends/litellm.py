@@ -254,6 +254,14 @@ class LiteLLMBackend(BaseBackend):
         # Paid once in the worker's parent, before it forks its pool: without this the first job
         # of every pool process spends seconds importing, inside its time limit.
         import_litellm()
+        # LiteLLM's first call builds an HTTP client, and so imports httpx's transport (httpcore,
+        # h11), under the import lock every other thread of the pool then waits on: a paced call
+        # held there arrives late, and late calls bunched together can exceed the provider's
+        # limit (page_images.pacing's margin). Built once here, the first call is as quick as
+        # the next.
+        import httpx
+
+        httpx.Client().close()
 
     def _sizes(self) -> dict[str, tuple[int, int]] | None:
         name = self.model.rsplit("/", 1)[-1]

@@ -156,7 +156,7 @@ class RedisBus(EventBus):
                     delay,
                 )
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
                 await client.aclose()
             missed = True
             await asyncio.sleep(delay)
