@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -30,6 +31,12 @@ hypothesis_settings.register_profile("dev", max_examples=10, deadline=None, data
 hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if machine.CI else "dev")
 )
+
+
+# A suite started in the background (`nohup`, `&` in a script without job control) has Ctrl-C
+# ignored, and an ignored signal stays ignored in every process a test starts: the tests that
+# interrupt a backfill would see it sleep through their SIGINT. Python's handler is reset by exec.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
