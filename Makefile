@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test,dev]"
 	@touch $(STAMP)
 
-# The fast tier: in-process tests on SQLite, about half a minute, needs nothing but Python.
+# The fast tier: in-process tests on SQLite, under a minute on two cores, needs nothing but Python.
 test: $(STAMP)
 	$(BIN)/python runtests.py fast $(ARGS)
 
