@@ -197,7 +197,8 @@ def test_the_picture_is_announced_first_then_its_alt_text(page):
     assert page.image_alt == described(page)
     assert page.image_alt.startswith("An abstract picture in ")
     assert page.image_alt != page.image_text
-    assert ["True|", f"True|{page.image_alt}"] == NOTICES
+    # Its start ("queued" becomes "started"), the picture, then its text.
+    assert ["False|", "True|", f"True|{page.image_alt}"] == NOTICES
     (row,) = Picture.objects.of(page)
     assert row.alt_text == page.image_alt
     generation = Generation.objects.of(page).first()
@@ -217,7 +218,7 @@ def test_an_editors_own_alt_text_is_never_overwritten(make_page):
     assert page.image_alt == "Our fox, drawn for the spring issue"
     # The generated text is kept beside the picture, for the editor to compare.
     assert Picture.objects.of(page).get().alt_text == described(page)
-    assert [f"True|{page.image_alt}"] == NOTICES
+    assert [f"False|{page.image_alt}", f"True|{page.image_alt}"] == NOTICES
 
 
 def test_a_new_picture_replaces_the_alt_text_generated_for_the_old(page, settings):

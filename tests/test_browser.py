@@ -324,6 +324,35 @@ def test_a_control_used_the_moment_it_arrives_answers_without_a_reload(
     expect(box).to_have_attribute("data-state", "empty")
 
 
+def test_the_wait_says_queued_then_started_as_the_worker_takes_the_job(
+    page: Any, stack: Demo
+) -> None:
+    box = own_page(page, stack, "A lighthouse at dusk, first queued, then drawn")
+    # Each phase the wait names, in order, from the click to the picture: the container is
+    # replaced by each re-fetch, so its article is watched (the words before the count are the
+    # <time>'s data-page-images-text, "queued {since} ago" or "started {since} ago").
+    box.locator("xpath=ancestor::article").evaluate(
+        """article => {
+            window.__phases = [];
+            const note = () => {
+                const time = article.querySelector('.page-images-elapsed');
+                const phase = time && time.getAttribute('data-page-images-text').split(' ')[0];
+                if (phase && window.__phases[window.__phases.length - 1] !== phase) {
+                    window.__phases.push(phase);
+                }
+            };
+            new MutationObserver(note).observe(article, {subtree: true, childList: true});
+        }"""
+    )
+    box.get_by_role("button", name="Generate image").click()
+    box.locator("img.page-images-image").wait_for()
+    phases = page.evaluate("window.__phases")
+    # The worker polls its queue folder about once a second, so the click's own answer says
+    # "queued" (a worker that took the job within those milliseconds would make it "started"
+    # at once); either way, what the page said last before the picture is "started".
+    assert phases in (["queued", "started"], ["started"]), phases
+
+
 def test_a_picture_landing_leaves_the_focus_where_the_editor_took_it(
     page: Any, stack: Demo
 ) -> None:

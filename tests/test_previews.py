@@ -30,6 +30,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 RED, BLUE = png_bytes(8, 8, (200, 0, 0)), png_bytes(8, 8, (0, 0, 200))
 #: What the pages were told, in order: (the record's state, its job's preview) at each news.
 NEWS: list[tuple[str, str]] = []
+#: The first two news of every job: the click ("queued"), then the job's start ("started").
+CLICKED_AND_STARTED = [("generating", ""), ("generating", "")]
 
 
 def noted(instance):
@@ -117,10 +119,10 @@ def test_each_preview_is_stored_announced_and_shown_to_editors_until_the_picture
         assert "page-images-previewing" in markup
     assert "preview" not in first_visitor  # a visitor never sees a job, nor its preview
     assert PreviewingBackend.partials_asked == [2]
-    # News for each preview, then for the picture; no preview named or kept afterwards.
-    # News when the job starts, for each preview, then for the picture; none names a preview after.
-    assert [state for state, _ in NEWS] == ["generating"] * 3 + ["ready"]
-    assert [bool(preview) for _, preview in NEWS] == [False, True, True, False]
+    # News at the click and when the job starts, for each preview, then for the picture; none
+    # names a preview after.
+    assert [state for state, _ in NEWS] == ["generating"] * 4 + ["ready"]
+    assert [bool(preview) for _, preview in NEWS] == [False, False, True, True, False]
     page.refresh_from_db()
     assert page.image_state == "ready"
     assert Generation.objects.of(page).get().preview == ""
@@ -135,7 +137,7 @@ def test_previews_are_asked_for_only_when_the_setting_says(page, settings, confi
     page.refresh_from_db()
     assert page.image_state == "ready"
     assert PreviewingBackend.partials_asked == []
-    assert NEWS == [("generating", ""), ("ready", "")]
+    assert [*CLICKED_AND_STARTED, ("ready", "")] == NEWS
 
 
 def test_previews_are_off_by_default():
@@ -160,7 +162,7 @@ def test_a_preview_that_is_not_a_picture_is_skipped_and_the_next_shown(page, set
     page.refresh_from_db()
     assert page.image_state == "ready"
     assert f"preview 0 of testapp.page:{page.pk} skipped" in caplog.text
-    assert [bool(preview) for _, preview in NEWS] == [False, True, False]
+    assert [bool(preview) for _, preview in NEWS] == [False, False, True, False]
     assert preview_files(settings) == []
 
 
@@ -177,7 +179,7 @@ def test_a_storage_that_refuses_a_preview_does_not_fail_the_job(page, settings, 
     run(page, click(page))
     page.refresh_from_db()
     assert page.image_state == "ready"
-    assert NEWS == [("generating", ""), ("ready", "")]
+    assert [*CLICKED_AND_STARTED, ("ready", "")] == NEWS
 
 
 @pytest.mark.parametrize(
@@ -202,8 +204,8 @@ def test_a_job_cancelled_while_drawing_shows_no_further_preview(page, editor, se
     assert (page.image_state, page.image_error) == ("empty", "")
     row = Generation.objects.of(page).get()
     assert (row.status, row.preview) == ("cancelled", "")
-    # The start, the preview, the cancel: nothing after.
-    assert [state for state, _ in NEWS] == ["generating", "generating", "empty"]
+    # The click, the job's start, the preview, the cancel: nothing after.
+    assert [state for state, _ in NEWS] == ["generating"] * 3 + ["empty"]
     assert preview_files(settings) == []
 
 
@@ -316,8 +318,8 @@ def test_litellms_streamed_partials_reach_the_page_before_the_picture(
     assert provider.requests[0].body["partial_images"] == 2
     assert provider.requests[0].body["stream"] is True
     news = [preview for _, preview in NEWS]
-    assert news[0] == ""  # the start
-    assert "-preview-0.png" in news[1]
-    assert "-preview-1.png" in news[2]
-    assert news[3:] == [""]
+    assert news[:2] == ["", ""]  # the click, the job's start
+    assert "-preview-0.png" in news[2]
+    assert "-preview-1.png" in news[3]
+    assert news[4:] == [""]
     assert preview_files(settings) == []

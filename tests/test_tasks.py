@@ -78,6 +78,46 @@ def test_transient_error_is_retried_then_succeeds(page):
     assert len(ScriptedBackend.calls) == 2
 
 
+HEARD: list[tuple[str, bool]] = []
+
+
+def heard(instance):
+    """A NOTIFIER that notes what each announcement says: the state, and whether it runs."""
+    HEARD.append((instance.image_state, instance.image_started_at is not None))
+
+
+def test_the_pages_hear_when_a_job_starts_waits_again_and_ends(page, settings):
+    # A container says "queued" until its job starts, then "started": without the news of each,
+    # an editor would read "queued 40 s ago" under a job that has been drawing for 40 s.
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "NOTIFIER": "tests.test_tasks.heard"}
+    HEARD.clear()
+    ScriptedBackend.reset(TransientGenerationError(detail="429"))
+    run(page)
+    assert HEARD == [
+        ("generating", True),  # the first attempt starts
+        ("generating", False),  # it waits in the queue for its retry
+        ("generating", True),  # the retry starts
+        ("ready", False),  # the picture
+    ]
+
+
+def test_a_job_cancelled_before_its_provider_failed_is_not_said_to_wait_again(page, settings):
+    settings.PAGE_IMAGES = {**settings.PAGE_IMAGES, "NOTIFIER": "tests.test_tasks.heard"}
+    HEARD.clear()
+
+    def cancel_then_fail(request):
+        claims.cancel(Page.objects.get(pk=page.pk))
+        return TransientGenerationError(detail="502")
+
+    ScriptedBackend.reset(cancel_then_fail)
+    run(page)
+    page.refresh_from_db()
+    assert (page.image_state, page.image_error) == ("empty", "")
+    # The start, the cancel, then nothing from the job: its retry finds the claim gone and skips.
+    assert HEARD == [("generating", True), ("empty", False)]
+    assert len(ScriptedBackend.calls) == 1
+
+
 def test_transient_errors_give_up_after_max_retries_with_a_message(page):
     ScriptedBackend.reset(*[TransientGenerationError("Busy, try later.")] * 5)
     run(page)

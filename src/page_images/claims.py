@@ -161,17 +161,25 @@ def touch_claim(model: type[ImageGeneratingMixin], pk: Any, token: uuid.UUID) ->
     )
 
 
-def requeue_claim(model: type[ImageGeneratingMixin], pk: Any, token: uuid.UUID) -> bool:
-    """Mark a held claim as waiting in the queue again (a retry with a countdown).
+def requeue_claim(
+    model: type[ImageGeneratingMixin],
+    pk: Any,
+    token: uuid.UUID,
+    instance: ImageGeneratingMixin | None = None,
+) -> bool:
+    """Mark a held claim as waiting in the queue again (a retry with a countdown); ``instance``,
+    if given, is brought up to date with it, for the announcement that follows.
 
     A retry may wait behind other jobs for as long as any queued job: its time is queue time, not
     running time, until the next attempt starts.
     """
-    return bool(
-        rows(model, pk)
-        .filter(image_generating=True, image_claim_token=token)
-        .update(image_started_at=None, image_claimed_at=timezone.now())
+    values = {"image_started_at": None, "image_claimed_at": timezone.now()}
+    won = bool(
+        rows(model, pk).filter(image_generating=True, image_claim_token=token).update(**values)
     )
+    if won and instance is not None:
+        hold(instance, values)
+    return won
 
 
 def cancel(instance: ImageGeneratingMixin) -> bool:

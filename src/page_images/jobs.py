@@ -349,6 +349,18 @@ def _start(
         return True, history.record_start(model, pk, token)
 
 
+def _requeue(
+    model: type[ImageGeneratingMixin],
+    pk: Any,
+    token: uuid.UUID,
+    instance: ImageGeneratingMixin | None,
+) -> None:
+    """Mark the claim as waiting in the queue again (a retry, or a hand-back for pacing), and
+    say so: the container that said "started" says "queued" again until the next attempt."""
+    if claims.requeue_claim(model, pk, token, instance) and instance is not None:
+        claims.notify(instance)
+
+
 def run(job: ImageJob, attempt: Attempt) -> str:
     """Make and store the picture for ``job``; return ``job:<channel>:page_images.generate``."""
     model = apps.get_model(job.label)
@@ -377,6 +389,8 @@ def run(job: ImageJob, attempt: Attempt) -> str:
             return tracking_string(channel)
         instance = model._base_manager.get(pk=pk)
         channel = instance.get_image_channel()
+        # Its container said "queued" since the click: now "started", timed from here.
+        claims.notify(instance)
         _make_picture(instance, job, generation, attempt.time_limit)
         settled = True
     except model.DoesNotExist:
@@ -391,7 +405,7 @@ def run(job: ImageJob, attempt: Attempt) -> str:
         retrying = True
         countdown = max(0.0, paced.wait - EARLY)
         logger.info("Image job for %s:%s waits %.1fs for its turn", channel, pk, paced.wait)
-        claims.requeue_claim(model, pk, job.token)  # waiting again: queue time, not run time
+        _requeue(model, pk, job.token, instance)
         later = job.model_copy(update={"slot": paced.slot, "paced": job.paced + 1})
         try:
             attempt.retry(TransientGenerationError(detail=str(paced)), countdown, later)
@@ -409,7 +423,7 @@ def run(job: ImageJob, attempt: Attempt) -> str:
             logger.warning(
                 "Image job for %s:%s will retry in %.1fs: %s", channel, pk, countdown, exc
             )
-            claims.requeue_claim(model, pk, job.token)  # waiting again: queue time, not run time
+            _requeue(model, pk, job.token, instance)
             try:
                 attempt.retry(exc, countdown)
             except Exception as retry_error:  # the retry could not be queued
