@@ -526,6 +526,14 @@ class _Handler(BaseHTTPRequestHandler):
             "background": "opaque",
             "output_format": "png",
         }
+
+        def event(kind: str, picture: bytes, **extra: Any) -> bytes:
+            # OpenAI's image events differ only in their kind and one field of their own.
+            name = f"image_generation.{kind}"
+            b64 = base64.b64encode(picture).decode()
+            payload = {"type": name, "b64_json": b64, "created_at": int(time.time()), **extra}
+            return _sse(name, {**payload, **common})
+
         # Chunked, as OpenAI sends it: each event is a chunk a client can act on when it lands.
         self.close_connection = True
         try:
@@ -540,14 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if state.stopping.wait(max(0.0, started + fraction * latency - time.monotonic())):
                     return
                 partial = _prompt_png(request.prompt, quarter)
-                payload = {
-                    "type": "image_generation.partial_image",
-                    "b64_json": base64.b64encode(partial).decode(),
-                    "created_at": int(time.time()),
-                    "partial_image_index": index,
-                    **common,
-                }
-                self._chunk(_sse("image_generation.partial_image", payload))
+                self._chunk(event("partial_image", partial, partial_image_index=index))
             if behaviour.kind == "cut":
                 return  # no last chunk: the client sees the body end short
             if behaviour.kind == "refuse":
@@ -557,14 +558,7 @@ class _Handler(BaseHTTPRequestHandler):
             if state.stopping.wait(max(0.0, started + latency - time.monotonic())):
                 return
             usage = {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110}
-            payload = {
-                "type": "image_generation.completed",
-                "b64_json": base64.b64encode(final).decode(),
-                "created_at": int(time.time()),
-                "usage": usage,
-                **common,
-            }
-            self._chunk(_sse("image_generation.completed", payload))
+            self._chunk(event("completed", final, usage=usage))
             self._chunk(b"")
         except _DISCONNECTS:
             pass
